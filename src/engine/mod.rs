@@ -4,12 +4,14 @@
 //! arXiv:2412.16411). Nothing here knows about HTTP, async or the database.
 
 pub mod control;
+pub mod dataset;
 pub mod interactions;
 pub mod model;
 pub mod rng;
 pub mod spins;
 
 pub use control::{Interrupt, Observer, Progress};
+pub use dataset::Dataset;
 pub use interactions::{Description, InteractionSet, Subset};
 pub use model::{Model, Pairwise};
 pub use rng::ChainRng;

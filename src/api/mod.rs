@@ -1,0 +1,129 @@
+//! The HTTP layer: thin handlers that parse, validate, call and map. One error shape; every route
+//! in the OpenAPI document.
+
+pub mod datasets;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod pagination;
+pub mod patterns;
+
+use crate::config::Config;
+use crate::store::Db;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::Duration;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub openapi_json: Arc<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "boundstate",
+        description = "Thermodynamic generative models on binary data: training, the library of free-energy minima, generation and nearest-minimum retrieval (after Y. He and V. Lubchenko, arXiv:2412.16411).",
+        license(name = "MIT")
+    ),
+    tags(
+        (name = "service", description = "Health, readiness, documentation"),
+        (name = "datasets", description = "Binary data sets: distinct patterns with counts"),
+    ),
+    components(schemas(error::ErrorBody, error::ErrorCode))
+)]
+struct ApiDoc;
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(datasets::create_dataset, datasets::list_datasets))
+        .routes(routes!(datasets::get_dataset, datasets::delete_dataset))
+        .routes(routes!(datasets::list_patterns))
+        .routes(routes!(datasets::list_rows))
+}
+
+/// The OpenAPI document generated from the code.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+/// The OpenAPI document as the pretty JSON committed in `openapi/openapi.json`.
+pub fn openapi_json() -> String {
+    let mut s = openapi().to_pretty_json().expect("the document serialises");
+    s.push('\n');
+    s
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application with its layers.
+pub fn app(db: Db, config: Arc<Config>) -> Router {
+    let (router, _) = api_router().split_for_parts();
+    let state = AppState {
+        db,
+        openapi_json: Arc::new(openapi_json()),
+        config: config.clone(),
+    };
+    router
+        .route("/openapi.json", axum::routing::get(health::openapi_json))
+        .route("/docs", axum::routing::get(health::docs))
+        .fallback(route_not_found)
+        .with_state(state)
+        .layer(axum::middleware::map_response(json_errors))
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+                    let id = req
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", method = %req.method(), route = %route, request_id = %id)
+                })
+                .on_request(())
+                .on_response(|resp: &Response, latency: Duration, _span: &tracing::Span| {
+                    tracing::info!(status = resp.status().as_u16(), latency_ms = latency.as_secs_f64() * 1e3, "response");
+                }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}
+
+async fn route_not_found() -> Response {
+    error::error_for_status(axum::http::StatusCode::NOT_FOUND).into_response()
+}
+
+/// Any error response that a layer or the router produced without our JSON shape gets it.
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    error::error_for_status(status).into_response()
+}

@@ -1,0 +1,5 @@
+//! API tests: the real server on a random port with a fresh database per test.
+
+mod common;
+mod datasets;
+mod service;
