@@ -3,6 +3,7 @@
 
 pub mod blob;
 pub mod datasets;
+pub mod jobs;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
