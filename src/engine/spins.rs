@@ -165,12 +165,11 @@ impl Pattern {
             p.words[i / 8] |= (b as u64) << (8 * (i % 8));
         }
         // Bits beyond n must be zero for equality and hashing to be canonical.
-        if n % 64 != 0 {
-            if let Some(last) = p.words.last_mut() {
-                if *last >> (n % 64) != 0 {
-                    return None;
-                }
-            }
+        if !n.is_multiple_of(64)
+            && let Some(last) = p.words.last_mut()
+            && *last >> (n % 64) != 0
+        {
+            return None;
         }
         Some(p)
     }
