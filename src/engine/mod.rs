@@ -8,6 +8,7 @@ pub mod interactions;
 pub mod model;
 pub mod rng;
 pub mod spins;
+pub mod wht;
 
 pub use control::{Interrupt, Observer, Progress};
 pub use interactions::{Description, InteractionSet, Subset};
