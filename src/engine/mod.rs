@@ -4,6 +4,7 @@
 //! arXiv:2412.16411). Nothing here knows about HTTP, async or the database.
 
 pub mod control;
+pub mod exact;
 pub mod interactions;
 pub mod model;
 pub mod rng;
