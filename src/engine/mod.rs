@@ -5,6 +5,7 @@
 
 pub mod control;
 pub mod exact;
+pub mod full;
 pub mod interactions;
 pub mod model;
 pub mod rng;
