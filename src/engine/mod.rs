@@ -3,12 +3,16 @@
 //! retrieval and experts (Y. He and V. Lubchenko, "Knowledge as a Breaking of Ergodicity",
 //! arXiv:2412.16411). Nothing here knows about HTTP, async or the database.
 
+pub mod codec;
 pub mod control;
 pub mod dataset;
+pub mod exact;
+pub mod full;
 pub mod interactions;
 pub mod model;
 pub mod rng;
 pub mod spins;
+pub mod wht;
 
 pub use control::{Interrupt, Observer, Progress};
 pub use dataset::Dataset;
