@@ -60,6 +60,11 @@ pub struct Config {
     #[arg(long, env = "BOUNDSTATE_COMPUTE_THREADS", default_value_t = 0)]
     pub compute_threads: usize,
 
+    /// Threads of the small pool for interactive requests (retrieval, small sampling), so they do
+    /// not wait behind training jobs.
+    #[arg(long, env = "BOUNDSTATE_INTERACTIVE_THREADS", default_value_t = 1)]
+    pub interactive_threads: usize,
+
     /// Jobs that run at once; the rest wait in order.
     #[arg(long, env = "BOUNDSTATE_MAX_CONCURRENT_JOBS", default_value_t = 2)]
     pub max_concurrent_jobs: usize,

@@ -7,4 +7,5 @@ pub mod config;
 pub mod engine;
 pub mod jobs;
 pub mod server;
+pub mod service;
 pub mod store;

@@ -3,9 +3,12 @@
 
 use crate::api;
 use crate::config::Config;
+use crate::jobs::{Compute, Jobs};
+use crate::service::Runner;
 use crate::store::Db;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -18,12 +21,30 @@ pub async fn serve(
 ) -> Result<(), BoxError> {
     let config = Arc::new(config);
     let db = Db::connect(&config.database_url).await?;
-    let app = api::app(db.clone(), config.clone());
-    tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let compute = Compute::new(
+        config.resolved_compute_threads(),
+        config.interactive_threads.max(1),
+    )?;
+    let jobs = Jobs::new(db.clone(), compute, config.clone(), Arc::new(Runner));
+    jobs.recover().await?;
+    let app = api::app(db.clone(), config.clone(), jobs.clone());
+    tracing::info!(
+        address = %listener.local_addr()?,
+        compute_threads = jobs.compute().job_threads(),
+        interactive_threads = jobs.compute().interactive_threads(),
+        "listening"
+    );
+    let jobs_for_shutdown = jobs.clone();
+    let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        // Interrupt running jobs (they record their state) and end open event streams, so
+        // that the connections can close.
+        jobs_for_shutdown.shutdown(Duration::from_secs(30)).await;
+    });
+    let result = served.await;
+    jobs.shutdown(Duration::from_secs(30)).await;
     db.close().await;
+    result?;
     tracing::info!("stopped");
     Ok(())
 }

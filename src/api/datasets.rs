@@ -400,6 +400,13 @@ pub async fn list_rows(
     )
 )]
 pub async fn delete_dataset(State(state): State<AppState>, Id(id): Id) -> ApiResult<StatusCode> {
+    if store::jobs::active_using(&state.db, Some(id), None).await? {
+        return Err(ApiError::conflict(
+            ErrorCode::DatasetInUse,
+            format!("dataset {id} is used by a queued or running job; cancel it first"),
+        )
+        .with_details(json!({ "id": id })));
+    }
     let mut tx = state.db.begin_write().await?;
     match store::datasets::delete(&mut tx, id).await {
         Ok(true) => {

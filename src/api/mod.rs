@@ -5,10 +5,13 @@ pub mod datasets;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod jobs;
+pub mod models;
 pub mod pagination;
 pub mod patterns;
 
 use crate::config::Config;
+use crate::jobs::Jobs;
 use crate::store::Db;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
@@ -27,6 +30,7 @@ use utoipa_axum::routes;
 pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
+    pub jobs: Jobs,
     pub openapi_json: Arc<String>,
 }
 
@@ -40,6 +44,8 @@ pub struct AppState {
     tags(
         (name = "service", description = "Health, readiness, documentation"),
         (name = "datasets", description = "Binary data sets: distinct patterns with counts"),
+        (name = "jobs", description = "Long operations: state, progress events, cancellation"),
+        (name = "models", description = "Trained and imported models, couplings, energies"),
     ),
     components(schemas(error::ErrorBody, error::ErrorCode))
 )]
@@ -53,6 +59,14 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(datasets::get_dataset, datasets::delete_dataset))
         .routes(routes!(datasets::list_patterns))
         .routes(routes!(datasets::list_rows))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::cancel_job))
+        .routes(routes!(jobs::job_events))
+        .routes(routes!(models::list_models, models::import_model))
+        .routes(routes!(models::get_model, models::delete_model))
+        .routes(routes!(models::get_couplings))
+        .routes(routes!(models::energies))
 }
 
 /// The OpenAPI document generated from the code.
@@ -70,12 +84,13 @@ pub fn openapi_json() -> String {
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application with its layers.
-pub fn app(db: Db, config: Arc<Config>) -> Router {
+pub fn app(db: Db, config: Arc<Config>, jobs: Jobs) -> Router {
     let (router, _) = api_router().split_for_parts();
     let state = AppState {
         db,
         openapi_json: Arc::new(openapi_json()),
         config: config.clone(),
+        jobs,
     };
     router
         .route("/openapi.json", axum::routing::get(health::openapi_json))

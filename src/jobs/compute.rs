@@ -26,7 +26,10 @@ pub struct Compute {
 }
 
 impl Compute {
-    pub fn new(job_threads: usize, interactive_threads: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
+    pub fn new(
+        job_threads: usize,
+        interactive_threads: usize,
+    ) -> Result<Self, rayon::ThreadPoolBuildError> {
         let jobs = rayon::ThreadPoolBuilder::new()
             .num_threads(job_threads.max(1))
             .thread_name(|i| format!("compute-{i}"))
@@ -74,7 +77,11 @@ impl Compute {
     }
 }
 
-async fn spawn_on<T, F>(pool: &rayon::ThreadPool, busy: &Arc<AtomicUsize>, f: F) -> Result<T, ComputePanic>
+async fn spawn_on<T, F>(
+    pool: &rayon::ThreadPool,
+    busy: &Arc<AtomicUsize>,
+    f: F,
+) -> Result<T, ComputePanic>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,

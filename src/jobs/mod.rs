@@ -91,7 +91,7 @@ pub struct JobProgress {
 #[derive(Clone, Debug)]
 pub struct JobEvent {
     pub job_id: i64,
-    /// "progress" or "state".
+    /// "progress", "state", or "shutdown" (job_id 0: the server is stopping).
     pub kind: &'static str,
     pub data: Value,
 }
@@ -116,7 +116,9 @@ impl From<EngineError> for JobFailure {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Interrupted => JobFailure::Interrupted,
-            EngineError::Invalid { field, message } => JobFailure::Failed(format!("{field}: {message}")),
+            EngineError::Invalid { field, message } => {
+                JobFailure::Failed(format!("{field}: {message}"))
+            }
             EngineError::Numerical(m) => JobFailure::Failed(format!(
                 "numerical failure: {m}; try a larger l2 penalty, a smaller step or a higher temperature"
             )),
@@ -162,11 +164,21 @@ impl JobContext {
         result: &Value,
         model_id: Option<i64>,
     ) -> Result<(), JobFailure> {
-        let ok = store::jobs::finish(conn, self.id, "succeeded", Some(&result.to_string()), None, model_id).await?;
+        let ok = store::jobs::finish(
+            conn,
+            self.id,
+            "succeeded",
+            Some(&result.to_string()),
+            None,
+            model_id,
+        )
+        .await?;
         if ok {
             Ok(())
         } else {
-            Err(JobFailure::Failed("the job was finished by someone else".into()))
+            Err(JobFailure::Failed(
+                "the job was finished by someone else".into(),
+            ))
         }
     }
 }
@@ -209,9 +221,10 @@ impl Reporter {
 impl engine::Observer for Reporter {
     fn progress(&self, p: &engine::Progress) {
         let elapsed = self.started.elapsed().as_secs_f64();
-        let eta = p.total.filter(|&t| t > 0 && p.iteration > 0).map(|t| {
-            elapsed * (t.saturating_sub(p.iteration)) as f64 / p.iteration as f64
-        });
+        let eta = p
+            .total
+            .filter(|&t| t > 0 && p.iteration > 0)
+            .map(|t| elapsed * (t.saturating_sub(p.iteration)) as f64 / p.iteration as f64);
         self.report(JobProgress {
             stage: p.stage.to_string(),
             iteration: p.iteration,
@@ -226,6 +239,9 @@ impl engine::Observer for Reporter {
         });
     }
 }
+
+/// Called with the final row of a job that reached a terminal state.
+pub type TerminalHook = Arc<dyn Fn(JobRow) + Send + Sync>;
 
 struct Live {
     interrupt: Interrupt,
@@ -244,7 +260,7 @@ struct Inner {
     shutting_down: AtomicBool,
     tracker: TaskTracker,
     runner: Arc<dyn JobRunner>,
-    on_terminal: Mutex<Option<Arc<dyn Fn(JobRow) + Send + Sync>>>,
+    on_terminal: Mutex<Option<TerminalHook>>,
 }
 
 /// The job manager (cheap to clone).
@@ -277,7 +293,7 @@ impl Jobs {
     }
 
     /// Called with the final row of every job that reaches a terminal state (webhooks, metrics).
-    pub fn set_on_terminal(&self, f: Arc<dyn Fn(JobRow) + Send + Sync>) {
+    pub fn set_on_terminal(&self, f: TerminalHook) {
         *self.inner.on_terminal.lock().expect("lock") = Some(f);
     }
 
@@ -296,7 +312,12 @@ impl Jobs {
 
     /// Jobs holding a slot.
     pub fn running_count(&self) -> usize {
-        self.inner.live.lock().expect("lock").len().saturating_sub(self.queue_length())
+        self.inner
+            .live
+            .lock()
+            .expect("lock")
+            .len()
+            .saturating_sub(self.queue_length())
     }
 
     /// `Err(retry_after_seconds)` when the queue is full.
@@ -318,7 +339,11 @@ impl Jobs {
             cancelled: Arc::new(AtomicBool::new(false)),
             wake: Arc::new(Notify::new()),
         };
-        let (interrupt, cancelled, wake) = (live.interrupt.clone(), live.cancelled.clone(), live.wake.clone());
+        let (interrupt, cancelled, wake) = (
+            live.interrupt.clone(),
+            live.cancelled.clone(),
+            live.wake.clone(),
+        );
         self.inner.live.lock().expect("lock").insert(id, live);
         self.inner.waiting.fetch_add(1, Ordering::Relaxed);
         let this = self.clone();
@@ -328,7 +353,13 @@ impl Jobs {
         });
     }
 
-    async fn drive(&self, id: i64, interrupt: Interrupt, cancelled: Arc<AtomicBool>, wake: Arc<Notify>) {
+    async fn drive(
+        &self,
+        id: i64,
+        interrupt: Interrupt,
+        cancelled: Arc<AtomicBool>,
+        wake: Arc<Notify>,
+    ) {
         let inner = &self.inner;
         let permit = tokio::select! {
             p = inner.permits.clone().acquire_owned() => p.ok(),
@@ -336,7 +367,12 @@ impl Jobs {
         };
         inner.waiting.fetch_sub(1, Ordering::Relaxed);
         if cancelled.load(Ordering::Relaxed) {
-            self.finish(id, JobStatus::Cancelled, "cancelled by request before it started").await;
+            self.finish(
+                id,
+                JobStatus::Cancelled,
+                "cancelled by request before it started",
+            )
+            .await;
             return;
         }
         if permit.is_none() || inner.shutting_down.load(Ordering::Relaxed) {
@@ -346,7 +382,12 @@ impl Jobs {
         match store::jobs::mark_running(&inner.db, id).await {
             Ok(true) => {}
             Ok(false) => {
-                self.finish(id, JobStatus::Cancelled, "cancelled by request before it started").await;
+                self.finish(
+                    id,
+                    JobStatus::Cancelled,
+                    "cancelled by request before it started",
+                )
+                .await;
                 return;
             }
             Err(e) => {
@@ -403,7 +444,8 @@ impl Jobs {
                 self.after_terminal(id).await;
             }
             Err(JobFailure::Interrupted) if cancelled.load(Ordering::Relaxed) => {
-                self.finish(id, JobStatus::Cancelled, "cancelled by request").await;
+                self.finish(id, JobStatus::Cancelled, "cancelled by request")
+                    .await;
             }
             Err(JobFailure::Interrupted) if inner.shutting_down.load(Ordering::Relaxed) => {
                 let note = "paused by a server shutdown; it resumes (from its checkpoint, if any) at the next start";
@@ -421,7 +463,12 @@ impl Jobs {
             }
             Err(JobFailure::Store(e)) => {
                 tracing::error!(job_id = id, error = %e, "job failed on the database");
-                self.finish(id, JobStatus::Failed, "the database refused a write; the server log has the details").await;
+                self.finish(
+                    id,
+                    JobStatus::Failed,
+                    "the database refused a write; the server log has the details",
+                )
+                .await;
             }
         }
     }
@@ -478,7 +525,15 @@ impl Jobs {
         for row in store::jobs::with_status(db, &["running"]).await? {
             if row.cancel_requested {
                 let mut tx = db.begin_write().await?;
-                store::jobs::finish(&mut tx, row.id, "cancelled", None, Some("cancelled by request"), None).await?;
+                store::jobs::finish(
+                    &mut tx,
+                    row.id,
+                    "cancelled",
+                    None,
+                    Some("cancelled by request"),
+                    None,
+                )
+                .await?;
                 tx.commit().await?;
             } else if row.attempts >= MAX_ATTEMPTS {
                 let reason = format!(
@@ -486,9 +541,13 @@ impl Jobs {
                     row.attempts
                 );
                 let mut tx = db.begin_write().await?;
-                store::jobs::finish(&mut tx, row.id, "interrupted", None, Some(&reason), None).await?;
+                store::jobs::finish(&mut tx, row.id, "interrupted", None, Some(&reason), None)
+                    .await?;
                 tx.commit().await?;
-                tracing::warn!(job_id = row.id, "job marked interrupted after repeated unclean stops");
+                tracing::warn!(
+                    job_id = row.id,
+                    "job marked interrupted after repeated unclean stops"
+                );
             } else {
                 let note = if row.checkpoint_at.is_some() {
                     "resumed from its last checkpoint after an unclean stop (crash or kill)"
@@ -502,7 +561,15 @@ impl Jobs {
         for row in store::jobs::with_status(db, &["queued"]).await? {
             if row.cancel_requested {
                 let mut tx = db.begin_write().await?;
-                store::jobs::finish(&mut tx, row.id, "cancelled", None, Some("cancelled by request"), None).await?;
+                store::jobs::finish(
+                    &mut tx,
+                    row.id,
+                    "cancelled",
+                    None,
+                    Some("cancelled by request"),
+                    None,
+                )
+                .await?;
                 tx.commit().await?;
             } else {
                 self.start(row.id);
@@ -523,9 +590,17 @@ impl Jobs {
             }
         }
         self.inner.tracker.close();
-        if tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("jobs did not stop within the grace period");
         }
+        let _ = self.inner.events.send(JobEvent {
+            job_id: 0,
+            kind: "shutdown",
+            data: Value::Null,
+        });
     }
 }
 

@@ -57,17 +57,21 @@ pub async fn insert(conn: &mut SqliteConnection, new: &NewJob<'_>) -> Result<Job
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<JobRow>, StoreError> {
-    sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE id = ?")))
-        .bind(id)
-        .fetch_optional(db.reader())
-        .await
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM jobs WHERE id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(db.reader())
+    .await
 }
 
 pub async fn get_in(conn: &mut SqliteConnection, id: i64) -> Result<Option<JobRow>, StoreError> {
-    sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE id = ?")))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM jobs WHERE id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 pub async fn list(
@@ -228,7 +232,11 @@ pub async fn set_deliveries(db: &Db, id: i64, deliveries: &str) -> Result<(), St
 }
 
 /// Is some queued or running job using this dataset or model?
-pub async fn active_using(db: &Db, dataset_id: Option<i64>, model_id: Option<i64>) -> Result<bool, StoreError> {
+pub async fn active_using(
+    db: &Db,
+    dataset_id: Option<i64>,
+    model_id: Option<i64>,
+) -> Result<bool, StoreError> {
     let (n,): (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')
          AND ((? IS NOT NULL AND dataset_id = ?) OR (? IS NOT NULL AND model_id = ?))",

@@ -4,6 +4,7 @@
 pub mod blob;
 pub mod datasets;
 pub mod jobs;
+pub mod models;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};

@@ -2,4 +2,5 @@
 
 mod common;
 mod datasets;
+mod models;
 mod service;
