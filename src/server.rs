@@ -2,10 +2,12 @@
 //! port 0 and stop it cleanly.
 
 use crate::api;
+use crate::api::auth::Keys;
 use crate::config::Config;
 use crate::jobs::{Compute, Jobs};
-use crate::service::Runner;
+use crate::service::{Runner, webhooks};
 use crate::store::Db;
+use crate::store::jobs::JobRow;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,14 +22,48 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
     let config = Arc::new(config);
+    let keys = match &config.api_keys_file {
+        Some(path) => Keys::load(path)?,
+        None => Keys::default(),
+    };
+    let bound = listener.local_addr()?;
+    if keys.is_empty() {
+        if !bound.ip().is_loopback() && !config.allow_unauthenticated {
+            return Err(format!(
+                "refusing to listen on {bound} without API keys: set BOUNDSTATE_API_KEYS_FILE, \
+                 or BOUNDSTATE_ALLOW_UNAUTHENTICATED=true to serve an open API on the network"
+            )
+            .into());
+        }
+        tracing::warn!(address = %bound, "no API keys configured: every request is allowed");
+    } else {
+        tracing::info!("API keys configured: /v1 requires `Authorization: Bearer <key>`");
+    }
     let db = Db::connect(&config.database_url).await?;
     let compute = Compute::new(
         config.resolved_compute_threads(),
         config.interactive_threads.max(1),
     )?;
     let jobs = Jobs::new(db.clone(), compute, config.clone(), Arc::new(Runner));
+    let hook_db = db.clone();
+    let secret = config.webhook_secret.clone();
+    let client = reqwest::Client::new();
+    jobs.set_on_terminal(Arc::new(move |row: JobRow| {
+        if let Some(url) = row.callback_url.clone() {
+            let body =
+                serde_json::to_value(api::jobs::JobDto::from(row.clone())).expect("job serialises");
+            tokio::spawn(webhooks::deliver(
+                hook_db.clone(),
+                client.clone(),
+                secret.clone(),
+                row.id,
+                url,
+                body,
+            ));
+        }
+    }));
     jobs.recover().await?;
-    let app = api::app(db.clone(), config.clone(), jobs.clone());
+    let app = api::app(db.clone(), config.clone(), jobs.clone(), keys);
     tracing::info!(
         address = %listener.local_addr()?,
         compute_threads = jobs.compute().job_threads(),

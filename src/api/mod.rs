@@ -1,11 +1,13 @@
 //! The HTTP layer: thin handlers that parse, validate, call and map. One error shape; every route
 //! in the OpenAPI document.
 
+pub mod auth;
 pub mod datasets;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod jobs;
+pub mod metrics;
 pub mod models;
 pub mod pagination;
 pub mod patterns;
@@ -31,6 +33,7 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub jobs: Jobs,
+    pub metrics: Arc<metrics::Metrics>,
     pub openapi_json: Arc<String>,
 }
 
@@ -84,20 +87,33 @@ pub fn openapi_json() -> String {
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application with its layers.
-pub fn app(db: Db, config: Arc<Config>, jobs: Jobs) -> Router {
+pub fn app(db: Db, config: Arc<Config>, jobs: Jobs, keys: auth::Keys) -> Router {
     let (router, _) = api_router().split_for_parts();
+    let metrics = Arc::new(metrics::Metrics::default());
     let state = AppState {
         db,
         openapi_json: Arc::new(openapi_json()),
         config: config.clone(),
         jobs,
+        metrics: metrics.clone(),
     };
+    let policy = auth::AuthPolicy {
+        keys: Arc::new(keys),
+        protect_metrics: config.protect_metrics,
+    };
+    let timeout = Duration::from_secs(config.request_timeout_secs.max(1));
     router
         .route("/openapi.json", axum::routing::get(health::openapi_json))
         .route("/docs", axum::routing::get(health::docs))
+        .route("/metrics", axum::routing::get(metrics::metrics))
         .fallback(route_not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(move |req: Request, next: axum::middleware::Next| {
+            request_timeout(timeout, req, next)
+        }))
+        .layer(axum::middleware::from_fn_with_state(policy, auth::require_key))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(
             TraceLayer::new_for_http()
@@ -120,6 +136,19 @@ pub fn app(db: Db, config: Arc<Config>, jobs: Jobs) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}
+
+/// Synchronous requests get at most `limit`; event streams are exempt.
+async fn request_timeout(limit: Duration, req: Request, next: axum::middleware::Next) -> Response {
+    if req.uri().path().ends_with("/events") {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            error::error_for_status(axum::http::StatusCode::SERVICE_UNAVAILABLE).into_response()
+        }
+    }
 }
 
 async fn route_not_found() -> Response {

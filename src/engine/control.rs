@@ -64,7 +64,14 @@ impl Observer for NoObserver {
 #[derive(Debug, Default)]
 pub struct AttemptCounter(AtomicU64);
 
+/// Every single-spin update attempt made by any sampler in this process (a metric).
+pub static SPIN_FLIP_ATTEMPTS: AttemptCounter = AttemptCounter::new();
+
 impl AttemptCounter {
+    pub const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
     pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
     }

@@ -1,6 +1,8 @@
 //! Application services: what a job of each kind does — load its inputs from the store, run the
 //! engine on the compute pool, write its outputs and its terminal state in one transaction.
 
+pub mod webhooks;
+
 use crate::jobs::{JobContext, JobFailure, JobFuture, JobRunner};
 
 /// Dispatches jobs by kind.

@@ -3,4 +3,5 @@
 mod common;
 mod datasets;
 mod models;
+mod ops;
 mod service;
