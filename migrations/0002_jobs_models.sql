@@ -39,6 +39,7 @@ CREATE TABLE models (
     n_couplings    INTEGER NOT NULL,
     temperature    REAL    NOT NULL,
     couplings      BLOB,              -- NULL for a mixture
+    sha256         TEXT,              -- of the couplings BLOB
     report         TEXT    NOT NULL,  -- training report, JSON
     created_at     TEXT    NOT NULL
 );

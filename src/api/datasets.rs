@@ -181,7 +181,9 @@ pub struct CreateQuery {
 pub struct PatternsQuery {
     pub limit: Option<i64>,
     pub cursor: Option<String>,
+    /// `bits` (default) or `spins`.
     #[serde(default)]
+    #[param(inline)]
     pub format: PatternFormat,
 }
 

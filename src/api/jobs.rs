@@ -124,7 +124,9 @@ impl From<JobRow> for JobDto {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct JobsQuery {
+    #[param(inline)]
     pub status: Option<JobStatus>,
+    #[param(inline)]
     pub kind: Option<JobKind>,
     pub limit: Option<i64>,
     pub cursor: Option<String>,

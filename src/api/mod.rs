@@ -74,7 +74,72 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document generated from the code.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+    let mut doc = api_router().split_for_parts().1;
+    add_common_errors(&mut doc);
+    doc
+}
+
+/// Every operation documents the errors that the shared layers produce: 400 for malformed ids
+/// and query strings, 400/413/415 for bodies, 401/403 when API keys are configured, 503 when a
+/// synchronous request runs over the time limit.
+fn add_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |desc: &str| {
+        ResponseBuilder::new()
+            .description(desc)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let v1 = path.starts_with("/v1/");
+        let ops = [
+            (&mut item.get, false),
+            (&mut item.post, true),
+            (&mut item.delete, true),
+            (&mut item.put, true),
+            (&mut item.patch, true),
+        ];
+        for (op, writes) in ops {
+            let Some(op) = op.as_mut() else { continue };
+            let r = &mut op.responses.responses;
+            let mut add = |code: &str, desc: &str| {
+                r.entry(code.to_string())
+                    .or_insert_with(|| error(desc).into());
+            };
+            let params = op.parameters.as_deref().unwrap_or(&[]);
+            let in_path_or_query =
+                |p: &utoipa::openapi::RefOr<utoipa::openapi::path::Parameter>| match p {
+                    utoipa::openapi::RefOr::T(p) => {
+                        matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query)
+                    }
+                    utoipa::openapi::RefOr::Ref(_) => true,
+                };
+            if params.iter().any(in_path_or_query) {
+                add("400", "Malformed id or query parameter");
+            }
+            if op.request_body.is_some() {
+                add("400", "Malformed JSON or unknown field");
+                add("413", "Body over the limit");
+                add("415", "Unsupported content type");
+            }
+            if v1 {
+                add(
+                    "401",
+                    "API key missing or unknown (when keys are configured)",
+                );
+                add("503", "Over the synchronous time limit");
+                if writes {
+                    add("403", "The key has the read scope only");
+                }
+            }
+        }
+    }
 }
 
 /// The OpenAPI document as the pretty JSON committed in `openapi/openapi.json`.

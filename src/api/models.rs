@@ -54,6 +54,9 @@ pub struct ModelDto {
     /// The mixture an expert belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<i64>,
+    /// SHA-256 of the stored couplings (the engine's binary encoding); absent for a mixture.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     /// The training report (method-specific; see the README).
     #[schema(value_type = Object)]
     pub report: Value,
@@ -78,6 +81,7 @@ impl From<ModelRow> for ModelDto {
             dataset_sha256: r.dataset_sha256,
             job_id: r.job_id,
             parent_id: r.parent_id,
+            sha256: r.sha256,
             report: serde_json::from_str(&r.report).unwrap_or(Value::Null),
             created_at: r.created_at,
         }
@@ -276,6 +280,7 @@ pub enum CouplingsFormat {
 pub struct CouplingsQuery {
     /// `json` (default) or `bqm` (dimod convention, pairwise models only).
     #[serde(default)]
+    #[param(inline)]
     pub format: CouplingsFormat,
 }
 

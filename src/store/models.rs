@@ -19,12 +19,13 @@ pub struct ModelRow {
     pub n_spins: i64,
     pub n_couplings: i64,
     pub temperature: f64,
+    pub sha256: Option<String>,
     pub report: String,
     pub created_at: String,
 }
 
 const COLUMNS: &str = "id, name, kind, dataset_id, dataset_sha256, job_id, parent_id, method, description, \
-     model_order, n_spins, n_couplings, temperature, report, created_at";
+     model_order, n_spins, n_couplings, temperature, sha256, report, created_at";
 
 pub struct NewModel<'a> {
     pub name: Option<&'a str>,
@@ -70,8 +71,8 @@ pub async fn insert(
     };
     sqlx::query_as(AssertSqlSafe(format!(
         "INSERT INTO models (name, kind, dataset_id, dataset_sha256, job_id, parent_id, method, description,
-         model_order, n_spins, n_couplings, temperature, couplings, report, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
+         model_order, n_spins, n_couplings, temperature, couplings, sha256, report, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}"
     )))
     .bind(new.name)
     .bind(new.kind)
@@ -85,6 +86,7 @@ pub async fn insert(
     .bind(n as i64)
     .bind(n_couplings as i64)
     .bind(new.temperature)
+    .bind(blob.as_deref().map(|b| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b))))
     .bind(blob)
     .bind(new.report)
     .bind(super::now())

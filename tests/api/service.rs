@@ -43,3 +43,29 @@ fn committed_openapi_is_current() {
         "openapi/openapi.json is stale: run `cargo run -- openapi > openapi/openapi.json`"
     );
 }
+
+/// Every `$ref` in the document resolves to a component.
+#[test]
+fn every_reference_resolves() {
+    let doc: serde_json::Value = serde_json::from_str(&boundstate::api::openapi_json()).unwrap();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_string());
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut refs = Vec::new();
+    walk(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let name = r.trim_start_matches("#/components/schemas/");
+        assert!(schemas.contains_key(name), "unresolved reference {r}");
+    }
+}
