@@ -57,18 +57,19 @@ pub async fn insert(
     conn: &mut SqliteConnection,
     new: &NewModel<'_>,
 ) -> Result<ModelRow, StoreError> {
-    let (description, order, n, n_couplings, blob) = match (new.model, new.shape) {
-        (Some(m), _) => {
-            let (d, k) = describe(m);
-            (d, k, m.n(), m.set().len(), Some(codec::encode(m)))
-        }
-        (None, Some((n, d, c))) => (d, None, n, c, None),
-        (None, None) => {
-            return Err(StoreError::Protocol(
-                "a model needs couplings or a shape".into(),
-            ));
-        }
-    };
+    let (description, order, n, n_couplings, blob): (_, _, _, _, Option<Vec<u8>>) =
+        match (new.model, new.shape) {
+            (Some(m), _) => {
+                let (d, k) = describe(m);
+                (d, k, m.n(), m.set().len(), Some(codec::encode(m)))
+            }
+            (None, Some((n, d, c))) => (d, None, n, c, None),
+            (None, None) => {
+                return Err(StoreError::Protocol(
+                    "a model needs couplings or a shape".into(),
+                ));
+            }
+        };
     sqlx::query_as(AssertSqlSafe(format!(
         "INSERT INTO models (name, kind, dataset_id, dataset_sha256, job_id, parent_id, method, description,
          model_order, n_spins, n_couplings, temperature, couplings, sha256, report, created_at)
@@ -86,8 +87,8 @@ pub async fn insert(
     .bind(n as i64)
     .bind(n_couplings as i64)
     .bind(new.temperature)
+    .bind(blob.as_deref())
     .bind(blob.as_deref().map(|b| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b))))
-    .bind(blob)
     .bind(new.report)
     .bind(super::now())
     .fetch_one(conn)
