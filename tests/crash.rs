@@ -23,6 +23,7 @@ fn free_port() -> u16 {
         .port()
 }
 
+#[allow(clippy::zombie_processes)] // every caller kills and waits for the child
 async fn start(db: &str) -> Server {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_boundstate"))
