@@ -112,17 +112,16 @@ async fn acknowledged_writes_survive_sigkill() {
                 ))
             }));
         }
-        if let Some(train) = training_body(&client, &base, &acknowledged).await {
-            if let Ok(r) = client
+        if let Some(train) = training_body(&acknowledged)
+            && let Ok(r) = client
                 .post(format!("{base}/v1/training-jobs"))
                 .json(&train)
                 .send()
                 .await
-                && r.status() == 202
-                && let Ok(v) = r.json::<Value>().await
-            {
-                acked_jobs.push(v["id"].as_i64().unwrap());
-            }
+            && r.status() == 202
+            && let Ok(v) = r.json::<Value>().await
+        {
+            acked_jobs.push(v["id"].as_i64().unwrap());
         }
         // Kill at a random point while the uploads and the training run.
         tokio::time::sleep(Duration::from_millis(20 + rng.below(400))).await;
@@ -216,10 +215,7 @@ async fn verify(
 }
 
 /// A small training job on one of the acknowledged datasets (none before the first upload).
-async fn training_body(
-    _c: &reqwest::Client,
-    _base: &str,
-    acknowledged: &HashMap<i64, (String, String)>,
+fn training_body(acknowledged: &HashMap<i64, (String, String)>)>,
 ) -> Option<Value> {
     let id = *acknowledged.keys().max()?;
     Some(
