@@ -215,8 +215,7 @@ async fn verify(
 }
 
 /// A small training job on one of the acknowledged datasets (none before the first upload).
-fn training_body(acknowledged: &HashMap<i64, (String, String)>)>,
-) -> Option<Value> {
+fn training_body(acknowledged: &HashMap<i64, (String, String)>) -> Option<Value> {
     let id = *acknowledged.keys().max()?;
     Some(
         json!({"dataset_id": id, "description": {"order": 2}, "method": "pseudolikelihood", "temperature": 1.0}),
