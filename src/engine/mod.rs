@@ -12,6 +12,7 @@ pub mod interactions;
 pub mod model;
 pub mod rng;
 pub mod spins;
+pub mod train;
 pub mod wht;
 
 pub use control::{Interrupt, Observer, Progress};
