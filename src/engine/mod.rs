@@ -10,7 +10,10 @@ pub mod exact;
 pub mod full;
 pub mod interactions;
 pub mod model;
+pub mod quench;
+pub mod retrieve;
 pub mod rng;
+pub mod sampler;
 pub mod spins;
 pub mod wht;
 
