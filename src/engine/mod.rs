@@ -12,7 +12,10 @@ pub mod full;
 pub mod interactions;
 pub mod model;
 pub mod plot;
+pub mod quench;
+pub mod retrieve;
 pub mod rng;
+pub mod sampler;
 pub mod spins;
 pub mod wht;
 
