@@ -3,6 +3,7 @@
 //! retrieval and experts (Y. He and V. Lubchenko, "Knowledge as a Breaking of Ergodicity",
 //! arXiv:2412.16411). Nothing here knows about HTTP, async or the database.
 
+pub mod census;
 pub mod codec;
 pub mod control;
 pub mod dataset;
@@ -10,7 +11,11 @@ pub mod exact;
 pub mod full;
 pub mod interactions;
 pub mod model;
+pub mod plot;
+pub mod quench;
+pub mod retrieve;
 pub mod rng;
+pub mod sampler;
 pub mod spins;
 pub mod train;
 pub mod wht;

@@ -1,0 +1,239 @@
+//! The census of free-energy minima (model.md §5), checked against brute force and against each
+//! other.
+
+use boundstate::engine::census::{
+    self, Census, CensusMethod, CensusOptions, MinimumKind, landscape,
+};
+use boundstate::engine::control::NoObserver;
+use boundstate::engine::full::{self, Ceiling, FullDescription};
+use boundstate::engine::spins::spins_from_index;
+use boundstate::engine::{ChainRng, InteractionSet, Interrupt, Model, Pattern};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+fn digits4x4() -> (Vec<Pattern>, Vec<f64>) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/digits4x4.txt");
+    let text = std::fs::read_to_string(path).expect("examples/data/digits4x4.txt");
+    let mut counts: BTreeMap<Pattern, usize> = BTreeMap::new();
+    let mut total = 0usize;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        *counts
+            .entry(Pattern::parse_bits(line).expect("0/1 rows"))
+            .or_default() += 1;
+        total += 1;
+    }
+    assert_eq!(total, 1797);
+    let (patterns, weights) = counts
+        .into_iter()
+        .map(|(p, c)| (p, c as f64 / total as f64))
+        .unzip();
+    (patterns, weights)
+}
+
+fn full_digits() -> (Vec<Pattern>, Vec<f64>, FullDescription) {
+    let (p, w) = digits4x4();
+    let fd = full::full_description(16, &p, &w, 1.0, Ceiling::LibraryProbability(0.99)).unwrap();
+    (p, w, fd)
+}
+
+fn run(model: &Model, p: &[Pattern], w: &[f64], opts: &CensusOptions) -> Census {
+    census::census(model, p, w, opts, &Interrupt::new(), &NoObserver).unwrap()
+}
+
+fn flipped(p: &Pattern, a: usize) -> Pattern {
+    let mut q = p.clone();
+    q.flip(a);
+    q
+}
+
+fn total_weight(c: &Census) -> f64 {
+    c.minima.iter().map(|m| m.weight).sum::<f64>() + c.continuum.as_ref().map_or(0.0, |c| c.weight)
+}
+
+/// Full description of digits4x4 at P_lib = 0.99: its minima are the holes of the training
+/// patterns that have no deeper training pattern one flip away; everything else is the
+/// continuum or drains into a hole.
+#[test]
+fn full_description_minima_are_the_undrained_training_patterns() {
+    let (p, w, fd) = full_digits();
+    let c = run(
+        &fd.model,
+        &p,
+        &w,
+        &CensusOptions::new(CensusMethod::Exact, 1.0),
+    );
+    // Brute force on the weights alone (E_μ = −T ln w_μ, every other state at E_u > every E_μ):
+    // strict: every training neighbour strictly lighter; weak: none heavier, some equal.
+    let index: HashMap<&Pattern, usize> = p.iter().enumerate().map(|(i, q)| (q, i)).collect();
+    let mut strict = HashSet::new();
+    let mut weak = HashSet::new();
+    for (i, q) in p.iter().enumerate() {
+        let nb: Vec<f64> = (0..16)
+            .filter_map(|a| index.get(&flipped(q, a)).map(|&j| w[j]))
+            .collect();
+        if nb.iter().all(|&x| x < w[i]) {
+            strict.insert(q.to_string());
+        } else if nb.iter().all(|&x| x <= w[i]) {
+            weak.insert(q.to_string());
+        }
+    }
+    assert_eq!(strict.len() + weak.len(), 19, "model.md §3: 19 of 185");
+    let census_strict: HashSet<String> = c
+        .minima
+        .iter()
+        .filter(|m| m.strict)
+        .map(|m| m.pattern.clone())
+        .collect();
+    assert_eq!(census_strict, strict);
+    // Every minimum is a memory (a hole); the weak ones are the plateaus of the equally deep.
+    assert!(c.minima.iter().all(|m| m.kind == MinimumKind::Memory));
+    for q in &weak {
+        let i = index[&Pattern::parse_bits(q).unwrap()];
+        let m = &c.minima[c.assignment[i].expect("a weak minimum is a minimum")];
+        assert!(!m.strict);
+        assert!((m.energy - fd.target_energies[i]).abs() < 1e-9);
+    }
+    let held: usize = c
+        .minima
+        .iter()
+        .map(|m| {
+            let q = Pattern::parse_bits(&m.pattern).unwrap();
+            assert!(m.stability >= -1e-9, "σ_a h_a ≥ 0 at a minimum");
+            assert_eq!(m.hamming, 0);
+            assert_eq!(p[m.nearest_training], q);
+            m.attracted
+        })
+        .sum();
+    assert_eq!(held, c.assignment.iter().filter(|a| a.is_some()).count());
+    eprintln!(
+        "full digits4x4: {} minima ({} strict), continuum {:?}, {} patterns in the continuum",
+        c.minima.len(),
+        census_strict.len(),
+        c.continuum,
+        c.assignment.iter().filter(|a| a.is_none()).count()
+    );
+    // The continuum: the sea at E_u; F_c = E_u − T ln(#states).
+    let cont = c.continuum.as_ref().expect("the continuum is a phase");
+    let states = cont.states.unwrap();
+    assert!((cont.free_energy - (fd.ceiling_energy - states.ln())).abs() < 1e-9);
+    assert!(cont.weight > 0.0 && cont.weight < 0.01);
+    assert!((total_weight(&c) - 1.0).abs() < 1e-12);
+    // ln Z from the census equals ln Z of the enumeration.
+    let en = boundstate::engine::exact::Enumeration::new(
+        &fd.model,
+        1.0,
+        &Default::default(),
+        &Interrupt::new(),
+    )
+    .unwrap();
+    assert!((c.log_partition.unwrap() - en.log_partition()).abs() < 1e-10);
+}
+
+/// Brute-force basins from `Model::energy`: steepest descent (lowest neighbour, ties to the lowest
+/// spin, only strictly lower moves) to a fixed point. (No ties occur for random couplings.)
+fn brute_basins(model: &Model, t: f64) -> (Vec<u64>, HashMap<u64, (f64, usize)>, f64) {
+    let n = model.n();
+    let mut s = vec![0i8; n];
+    let e: Vec<f64> = (0..1u64 << n)
+        .map(|i| {
+            spins_from_index(i, &mut s);
+            model.energy(&s)
+        })
+        .collect();
+    let root: Vec<u64> = (0..1u64 << n)
+        .map(|mut i| {
+            loop {
+                let best = (0..n)
+                    .map(|a| i ^ (1 << a))
+                    .min_by(|&x, &y| e[x as usize].total_cmp(&e[y as usize]))
+                    .unwrap();
+                if e[best as usize] < e[i as usize] {
+                    i = best;
+                } else {
+                    return i;
+                }
+            }
+        })
+        .collect();
+    let mut z: HashMap<u64, (f64, usize)> = HashMap::new();
+    let mut ztot = 0.0;
+    for (i, &r) in root.iter().enumerate() {
+        let q = (-e[i] / t).exp();
+        let entry = z.entry(r).or_default();
+        entry.0 += q;
+        entry.1 += 1;
+        ztot += q;
+    }
+    (root, z, ztot)
+}
+
+#[test]
+fn small_random_model_basins_match_brute_force() {
+    for (seed, n, k) in [(1u64, 8usize, 3usize), (2, 10, 2), (3, 7, 7)] {
+        let set = InteractionSet::order(n, k, u64::MAX).unwrap();
+        let mut r = ChainRng::new(seed, 0);
+        let j: Vec<f64> = (0..set.len()).map(|_| r.normal() * 0.7).collect();
+        let model = Model::new(set, j, 0.4).unwrap();
+        let t = 0.8;
+        let patterns: Vec<Pattern> = (0..5)
+            .map(|_| Pattern::from_index(r.below(1 << n), n))
+            .collect();
+        let weights = vec![0.2; 5];
+        let c = run(
+            &model,
+            &patterns,
+            &weights,
+            &CensusOptions::new(CensusMethod::Exact, t),
+        );
+        let (root, z, ztot) = brute_basins(&model, t);
+        assert!((total_weight(&c) - 1.0).abs() < 1e-12);
+        assert!(c.continuum.is_none(), "no flat regions in a random model");
+        assert_eq!(c.minima.len(), z.len(), "seed {seed}");
+        for m in &c.minima {
+            let i = Pattern::parse_bits(&m.pattern).unwrap().index();
+            let (zb, size) = z[&i];
+            assert!((m.weight - zb / ztot).abs() < 1e-12, "seed {seed}");
+            assert!((m.free_energy - (-t * zb.ln())).abs() < 1e-10 * (1.0 + m.free_energy.abs()));
+            assert_eq!(m.basin_size, size as f64 / (1u64 << n) as f64);
+            assert!(m.strict && m.stability > 0.0);
+        }
+        for (p, a) in patterns.iter().zip(&c.assignment) {
+            let m = &c.minima[a.unwrap()];
+            assert_eq!(
+                m.pattern,
+                Pattern::from_index(root[p.index() as usize], n).to_string()
+            );
+        }
+        let f: Vec<f64> = c.minima.iter().map(|m| m.free_energy).collect();
+        assert!(f.windows(2).all(|x| x[0] <= x[1]), "sorted by free energy");
+    }
+}
+
+#[test]
+fn landscape_of_the_full_description_melts_at_t_cross() {
+    let (p, w, fd) = full_digits();
+    let l = landscape(
+        &fd.model,
+        &p,
+        &w,
+        0.25,
+        3.0,
+        12,
+        CensusMethod::Exact,
+        &Interrupt::new(),
+        &NoObserver,
+    )
+    .unwrap();
+    let plib: Vec<f64> = l.points.iter().map(|x| x.library_probability).collect();
+    assert!(plib.windows(2).all(|x| x[1] < x[0]), "{plib:?}");
+    for pt in &l.points {
+        assert!((pt.library_probability - fd.library_probability_at(pt.temperature)).abs() < 1e-9);
+    }
+    let tx = l.melting_temperature.unwrap();
+    let expected = fd.melting_temperature.unwrap();
+    eprintln!("T_x = {tx} (full.rs {expected}); points {:#?}", l.points);
+    assert!((tx - expected).abs() < 1e-6);
+}
