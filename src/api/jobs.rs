@@ -299,3 +299,52 @@ fn state_event(row: JobRow) -> Event {
         .event("state")
         .data(serde_json::to_string(&dto).expect("job serialises"))
 }
+
+/// What a new job is about.
+pub struct Submission<'a> {
+    pub kind: JobKind,
+    pub name: Option<&'a str>,
+    /// The validated, fully resolved request (what the runner reads back).
+    pub params: &'a Value,
+    pub dataset_id: Option<i64>,
+    pub model_id: Option<i64>,
+    pub callback_url: Option<&'a str>,
+}
+
+/// Queue a job: 429 with Retry-After when the queue is full, else insert it as `queued`, start
+/// it and answer 202 with the job.
+pub async fn submit(state: &AppState, s: Submission<'_>) -> ApiResult<(StatusCode, Json<JobDto>)> {
+    if let Some(url) = s.callback_url {
+        crate::service::webhooks::validate_url(url)
+            .map_err(|m| ApiError::invalid_field("callback_url", m))?;
+    }
+    if let Err(retry) = state.jobs.has_capacity() {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::QueueFull,
+            format!(
+                "{} jobs are waiting (BOUNDSTATE_MAX_QUEUED_JOBS); retry in {retry} s",
+                state.jobs.queue_length()
+            ),
+        );
+        e.retry_after = Some(retry);
+        return Err(e);
+    }
+    let params = s.params.to_string();
+    let mut tx = state.db.begin_write().await?;
+    let row = store::jobs::insert(
+        &mut tx,
+        &store::jobs::NewJob {
+            kind: s.kind.as_str(),
+            name: s.name,
+            params: &params,
+            dataset_id: s.dataset_id,
+            model_id: s.model_id,
+            callback_url: s.callback_url,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    state.jobs.start(row.id);
+    Ok((StatusCode::ACCEPTED, Json(row.into())))
+}

@@ -5,12 +5,15 @@ pub mod auth;
 pub mod datasets;
 pub mod error;
 pub mod extract;
+pub mod generate;
 pub mod health;
 pub mod jobs;
+pub mod library;
 pub mod metrics;
 pub mod models;
 pub mod pagination;
 pub mod patterns;
+pub mod training;
 
 use crate::config::Config;
 use crate::jobs::Jobs;
@@ -49,6 +52,8 @@ pub struct AppState {
         (name = "datasets", description = "Binary data sets: distinct patterns with counts"),
         (name = "jobs", description = "Long operations: state, progress events, cancellation"),
         (name = "models", description = "Trained and imported models, couplings, energies"),
+        (name = "library", description = "The library of free-energy minima: census, minima, temperature scans"),
+        (name = "generation", description = "Generated patterns and nearest-minimum retrieval"),
     ),
     components(schemas(error::ErrorBody, error::ErrorCode))
 )]
@@ -70,6 +75,18 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(models::get_model, models::delete_model))
         .routes(routes!(models::get_couplings))
         .routes(routes!(models::energies))
+        .routes(routes!(training::create_training_job))
+        .routes(routes!(training::create_experts))
+        .routes(routes!(library::create_census, library::get_census))
+        .routes(routes!(library::list_minima))
+        .routes(routes!(library::get_minimum))
+        .routes(routes!(library::create_landscape, library::get_landscape))
+        .routes(routes!(library::get_landscape_svg))
+        .routes(routes!(generate::create_samples))
+        .routes(routes!(generate::get_sample_set))
+        .routes(routes!(generate::list_sample_patterns))
+        .routes(routes!(generate::retrieve))
+        .routes(routes!(generate::evaluate_retrieval))
 }
 
 /// The OpenAPI document generated from the code.

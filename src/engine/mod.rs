@@ -8,6 +8,7 @@ pub mod codec;
 pub mod control;
 pub mod dataset;
 pub mod exact;
+pub mod experts;
 pub mod full;
 pub mod interactions;
 pub mod model;

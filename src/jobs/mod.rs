@@ -154,6 +154,8 @@ pub struct JobContext {
     /// The checkpoint to resume from, if the job ran before.
     pub checkpoint: Option<Vec<u8>>,
     pub reporter: Arc<Reporter>,
+    /// The job manager, to queue follow-up jobs (a census after training).
+    pub jobs: Jobs,
 }
 
 impl JobContext {
@@ -215,6 +217,16 @@ impl Reporter {
             kind: "progress",
             data,
         });
+    }
+}
+
+impl engine::train::Checkpoints for Reporter {
+    fn due(&self) -> bool {
+        self.checkpoint_due()
+    }
+
+    fn save(&self, bytes: Vec<u8>) {
+        self.save_checkpoint(bytes)
     }
 }
 
@@ -421,6 +433,7 @@ impl Jobs {
             interrupt: interrupt.clone(),
             checkpoint,
             reporter: reporter.clone(),
+            jobs: self.clone(),
         };
         tracing::info!(job_id = id, kind = %row.kind, attempt = row.attempts, "job started");
         let fut = inner.runner.run(ctx);

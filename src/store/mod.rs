@@ -4,7 +4,9 @@
 pub mod blob;
 pub mod datasets;
 pub mod jobs;
+pub mod library;
 pub mod models;
+pub mod samples;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};

@@ -154,3 +154,17 @@ pub async fn delete(conn: &mut SqliteConnection, id: i64) -> Result<bool, StoreE
         .await?;
     Ok(r.rows_affected() > 0)
 }
+
+/// Replace a model's report (a mixture's, once its experts have ids).
+pub async fn set_report(
+    conn: &mut SqliteConnection,
+    id: i64,
+    report: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE models SET report = ? WHERE id = ?")
+        .bind(report)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -2,6 +2,8 @@
 
 mod common;
 mod datasets;
+mod experts;
+mod lifecycle;
 mod models;
 mod ops;
 mod service;
