@@ -548,6 +548,8 @@ pub(crate) struct ChainState<'a> {
     pub(crate) energy: f64,
     /// The sites a sweep visits (the unclamped ones).
     pub(crate) free: Vec<u32>,
+    /// Clamped sites (used by the lock-step sweep of a block of chains).
+    mask: Vec<bool>,
     pub(crate) attempts: u64,
     pub(crate) accepted: u64,
 }
@@ -565,6 +567,7 @@ impl<'a> ChainState<'a> {
             h,
             energy,
             free,
+            mask: clamped.to_vec(),
             attempts: 0,
             accepted: 0,
         }
@@ -708,18 +711,35 @@ pub fn sample(
         return Ok(Run::default());
     }
     let total = plan.burn_in + plan.sweeps;
+    // Chains run in blocks; within a block, a sequential sweep visits site a in every chain before
+    // site a + 1, so the coupling row W_a is fetched from memory once for all chains of the block
+    // that flip a. Each chain's trajectory is the same whatever the blocking (its own RNG, same
+    // order of its own updates), so the block size may follow the pool size.
+    let threads = rayon::current_num_threads().max(1);
+    let block = (chains.count / (4 * threads)).clamp(1, MAX_BLOCK);
     let results: Vec<Result<Run, EngineError>> = chains
         .spins
-        .par_chunks_mut(n)
-        .zip(chains.clamped.par_chunks(n))
+        .par_chunks_mut(n * block)
+        .zip(chains.clamped.par_chunks(n * block))
         .enumerate()
-        .map(|(c, (spins, clamped))| {
-            let mut rng = ChainRng::new(seed, c as u64);
-            let mut st = ChainState::new(kernel, spins, clamped);
-            let mut samples = Vec::new();
+        .map(|(b, (spins, clamped))| {
+            let first = b * block;
+            let mut states: Vec<ChainState> = spins
+                .chunks_mut(n)
+                .zip(clamped.chunks(n))
+                .map(|(s, c)| ChainState::new(kernel, s, c))
+                .collect();
+            let mut rngs: Vec<ChainRng> = (0..states.len())
+                .map(|i| ChainRng::new(seed, (first + i) as u64))
+                .collect();
+            let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); states.len()];
             if plan.record {
-                samples.reserve(plan.sweeps / plan.thin);
+                samples
+                    .iter_mut()
+                    .for_each(|v| v.reserve(plan.sweeps / plan.thin));
             }
+            let lockstep =
+                states.len() > 1 && plan.order == SiteOrder::Sequential && kernel.is_dense();
             let mut outcome = Ok(());
             for t in 0..total {
                 if t.is_multiple_of(INTERRUPT_EVERY) && interrupt.is_raised() {
@@ -727,19 +747,29 @@ pub fn sample(
                     break;
                 }
                 let beta = plan.schedule.beta(t, total);
-                st.sweep(kernel, plan.rule, plan.order, beta, &mut rng);
+                if lockstep {
+                    sweep_lockstep(kernel, &mut states, &mut rngs, plan.rule, beta);
+                } else {
+                    for (st, rng) in states.iter_mut().zip(rngs.iter_mut()) {
+                        st.sweep(kernel, plan.rule, plan.order, beta, rng);
+                    }
+                }
                 if plan.record && t >= plan.burn_in {
                     let s = t + 1 - plan.burn_in;
                     if s.is_multiple_of(plan.thin) {
-                        samples.push(st.record(c, s));
+                        for (i, st) in states.iter().enumerate() {
+                            samples[i].push(st.record(first + i, s));
+                        }
                     }
                 }
             }
-            SPIN_FLIP_ATTEMPTS.add(st.attempts);
+            let attempts: u64 = states.iter().map(|s| s.attempts).sum();
+            let accepted: u64 = states.iter().map(|s| s.accepted).sum();
+            SPIN_FLIP_ATTEMPTS.add(attempts);
             outcome.map(|()| Run {
-                samples,
-                attempts: st.attempts,
-                accepted: st.accepted,
+                samples: samples.into_iter().flatten().collect(),
+                attempts,
+                accepted,
             })
         })
         .collect();
@@ -751,6 +781,59 @@ pub fn sample(
         run.samples.extend(r.samples);
     }
     Ok(run)
+}
+
+/// Most chains swept in lock step by one task.
+const MAX_BLOCK: usize = 8;
+
+/// One sequential sweep of every chain of a block, site by site (dense kernel): the same updates,
+/// in the same order per chain, as [`ChainState::sweep`], with each coupling row reused across
+/// the chains while it is in cache.
+fn sweep_lockstep(
+    kernel: &Kernel,
+    states: &mut [ChainState],
+    rngs: &mut [ChainRng],
+    rule: Rule,
+    beta: f64,
+) {
+    match rule {
+        Rule::Metropolis => lockstep_with::<true>(kernel, states, rngs, beta),
+        Rule::HeatBath => lockstep_with::<false>(kernel, states, rngs, beta),
+    }
+}
+
+#[inline(always)]
+fn lockstep_with<const METROPOLIS: bool>(
+    kernel: &Kernel,
+    states: &mut [ChainState],
+    rngs: &mut [ChainRng],
+    beta: f64,
+) {
+    let Couplings::Dense { coupling, .. } = &kernel.couplings else {
+        unreachable!("lock-step sweeps are for the dense kernel")
+    };
+    let n = kernel.n;
+    for a in 0..n {
+        let row = &coupling[a * n..(a + 1) * n];
+        for (st, rng) in states.iter_mut().zip(rngs.iter_mut()) {
+            if st.mask[a] {
+                continue;
+            }
+            st.attempts += 1;
+            let s = st.spins[a];
+            let h = &mut st.h[..n];
+            let de = 2.0 * s as f64 * h[a];
+            if accept::<METROPOLIS>(de, beta, rng) {
+                st.spins[a] = -s;
+                st.energy += de;
+                st.accepted += 1;
+                let c = -2.0 * s as f64;
+                for (hb, &w) in h.iter_mut().zip(row) {
+                    *hb += c * w;
+                }
+            }
+        }
+    }
 }
 
 /// The result of parallel tempering.
