@@ -109,6 +109,8 @@ def cmd_summary(a):
     rows = [json.loads(l) for l in open(a.file) if l.startswith("{")]
     keys = sorted({(r["workload"], r["n"]) for r in rows},
                   key=lambda k: (["metropolis", "gibbs", "anneal", "quench"].index(k[0]), k[1]))
+    print("fixed T / anneal: M attempts/s per contender (higher is better); quench: us per start "
+          "(lower is better); ratio = ours (1 thread) vs peer, medians of this run")
     print(f"{'workload':<11}{'N':>5}  {'contender':<24}{'median':>11}{'best':>11}"
           f"{'ours/peer':>11}  best energy")
     for wl, n in keys:
@@ -129,9 +131,9 @@ def cmd_summary(a):
             ratio = ""
             if ours_med and not name.startswith("boundstate"):
                 ratio = f"{(med / ours_med) if quench else (ours_med / med):.2f}x"
-            unit = "us/start" if quench else "M/s"
+            unit = "us" if quench else "M/s"
             e = min(r["best_energy"] for r in rs)
-            print(f"{wl:<11}{n:>5}  {name:<24}{med:>8.2f}{unit[:3]:>3}{best:>8.2f}{unit[:3]:>3}"
+            print(f"{wl:<11}{n:>5}  {name:<24}{med:>8.2f}{unit:>3}{best:>8.2f}{unit:>3}"
                   f"{ratio:>11}  {e:.6f}")
 
 
