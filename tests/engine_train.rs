@@ -513,3 +513,110 @@ fn interrupt_stops_training() {
         assert_eq!(e.err(), Some(EngineError::Interrupted), "{method:?}");
     }
 }
+
+#[test]
+fn sampled_matches_the_data_moments() {
+    let (truth, data) = sampled_dataset(3, 50_000);
+    let cfg = TrainingConfig::new(Method::Sampled);
+    let t = run(&data, truth.shared_set(), &cfg);
+    let r = &t.report;
+    // N = 6: the report's moment error is exact (enumeration of the trained model). The
+    // persistent-chain gradient has noise ≈ 1/√(chains) per step, averaged by Adam's decaying
+    // step over hundreds of steps: 0.02 leaves a wide margin.
+    assert!(r.max_moment_error < 0.02, "{r:?}");
+    assert!(!r.ergodicity_broken, "{:?}", r.ergodicity_warning);
+    assert!(r.potential.unwrap() >= data.entropy() - 1e-12);
+    // Close to the exact fit of the same objective.
+    let e = run(
+        &data,
+        truth.shared_set(),
+        &TrainingConfig::new(Method::Exact),
+    );
+    let diff = t
+        .model
+        .couplings()
+        .iter()
+        .zip(e.model.couplings())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f64, f64::max);
+    assert!(diff < 0.05, "sampled vs exact couplings differ by {diff}");
+}
+
+#[test]
+fn sampled_detects_broken_ergodicity() {
+    // Two far-apart patterns (all up, all down) with 2% noise: a ferromagnet at T = 1 with local
+    // fields ≈ ½ ln 49 ≈ 1.95 whose free-energy barrier (≈ 1.95 N / 4 ≈ 15.6) the chains cannot
+    // cross in a few hundred sweeps.
+    let n = 32;
+    let mut rng = ChainRng::new(7, 0);
+    let mut rows = Vec::new();
+    for k in 0..400 {
+        let up = k % 2 == 0;
+        let spins: Vec<i8> = (0..n)
+            .map(|_| {
+                let s = if up { 1 } else { -1 };
+                if rng.next_f64() < 0.02 { -s } else { s }
+            })
+            .collect();
+        rows.push((Pattern::from_spins(&spins), 1u64));
+    }
+    let data = Dataset::from_rows(n, rows).unwrap().0;
+    let mut cfg = TrainingConfig::new(Method::Sampled);
+    cfg.max_iterations = 50;
+    cfg.chains = 128;
+    let t = run(&data, order(n, 2), &cfg);
+    assert!(t.report.ergodicity_broken, "{:?}", t.report);
+    let w = t.report.ergodicity_warning.unwrap();
+    assert!(w.contains("disagree"), "{w}");
+}
+
+#[test]
+fn sampled_resumes_from_its_checkpoint() {
+    let (truth, data) = sampled_dataset(4, 5_000);
+    for tempering in [false, true] {
+        let mut cfg = TrainingConfig::new(Method::Sampled);
+        cfg.max_iterations = 30;
+        cfg.chains = 64;
+        cfg.parallel_tempering = tempering;
+        let straight = run(&data, truth.shared_set(), &cfg);
+        let interrupt = Interrupt::new();
+        let cps = SaveAt {
+            at: 10,
+            calls: AtomicUsize::new(0),
+            saved: Mutex::new(Vec::new()),
+        };
+        let obs = RaiseAt {
+            at: 15,
+            interrupt: interrupt.clone(),
+        };
+        let err = train(
+            &data,
+            truth.shared_set(),
+            &cfg,
+            None,
+            &interrupt,
+            &obs,
+            &cps,
+        )
+        .err();
+        assert_eq!(err, Some(EngineError::Interrupted));
+        let saved = cps.saved.lock().unwrap().clone();
+        for bytes in &saved {
+            let resumed = train(
+                &data,
+                truth.shared_set(),
+                &cfg,
+                Some(bytes),
+                &Interrupt::new(),
+                &NoObserver,
+                &NoCheckpoints,
+            )
+            .unwrap();
+            assert_eq!(resumed.model.couplings(), straight.model.couplings());
+            assert_eq!(resumed.report.iterations, straight.report.iterations);
+        }
+        if tempering {
+            assert_eq!(straight.report.swap_acceptance.as_ref().unwrap().len(), 7);
+        }
+    }
+}

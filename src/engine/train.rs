@@ -28,6 +28,8 @@ use super::exact::{
 use super::full::{self, Ceiling};
 use super::interactions::{FULL_MAX_SPINS, InteractionSet};
 use super::model::Model;
+use super::rng::ChainRng;
+use super::sampler::{Chains, Kernel, Plan, default_betas, sample, temper};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -1797,12 +1799,362 @@ fn conditional_mismatch(ctx: &Context, model: &Model) -> (f64, Vec<f64>) {
 // sampled
 // ---------------------------------------------------------------------------------------------
 
-fn sampled_training(ctx: &Context, _resume: Option<Checkpoint>) -> Result<Trained, EngineError> {
-    let _ = ctx;
-    Err(EngineError::invalid(
-        "method",
-        "sampled training is not available in this build yet",
-    ))
+/// Replicas per chain with parallel tempering (target β first, then a geometric ladder).
+pub const TEMPERING_REPLICAS: usize = 8;
+
+/// Smoothing of the gradient for the convergence test of `sampled`: an exponential moving
+/// average over about 1 / (1 − this) steps.
+const SAMPLED_EMA: f64 = 0.95;
+
+/// Weight of the past in the running average of the coupling iterates (`sampled`).
+const SAMPLED_AVERAGE: f64 = 0.98;
+
+/// `sampled` does not declare convergence before this many steps.
+const SAMPLED_MIN_ITERATIONS: usize = 50;
+
+/// Chain groups of the ergodicity check, and sweeps of the final evaluation.
+const ERGODICITY_GROUPS: usize = 4;
+const EVALUATION_SWEEPS: usize = 200;
+
+fn step_seed(seed: u64, iteration: usize, salt: u64) -> u64 {
+    let mut s = seed ^ (iteration as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
+    super::rng::splitmix64(&mut s)
+}
+
+/// ⟨χ_S⟩ over chain states with equal weights.
+fn chain_moments(set: &InteractionSet, patterns: &[super::spins::Pattern]) -> Vec<f64> {
+    let w = vec![1.0 / patterns.len() as f64; patterns.len()];
+    data_moments(set, patterns, &w).expect("chain patterns fit the set")
+}
+
+fn all_patterns(chains: &Chains) -> Vec<super::spins::Pattern> {
+    (0..chains.count()).map(|c| chains.pattern(c)).collect()
+}
+
+/// Initial chain states: training patterns drawn by weight (chain c from stream c).
+fn chains_from_data(ctx: &Context, count: usize, seed: u64) -> Chains {
+    let mut cdf = Vec::with_capacity(ctx.weights.len());
+    let mut acc = 0.0;
+    for w in &ctx.weights {
+        acc += w;
+        cdf.push(acc);
+    }
+    let patterns: Vec<_> = (0..count)
+        .map(|c| {
+            let u = ChainRng::new(seed ^ 0xDA7A_5EED, c as u64).next_f64() * acc;
+            let i = cdf.partition_point(|&x| x < u).min(cdf.len() - 1);
+            ctx.data.patterns()[i].clone()
+        })
+        .collect();
+    Chains::from_patterns(&patterns)
+}
+
+fn sampled_training(ctx: &Context, resume: Option<Checkpoint>) -> Result<Trained, EngineError> {
+    let cfg = ctx.cfg;
+    let n = ctx.data.n();
+    let p = ctx.set.len();
+    let beta = 1.0 / cfg.temperature;
+    let optimizer = match cfg.optimizer {
+        Optimizer::Auto => Optimizer::Adam,
+        o => o,
+    };
+    let lr0 = cfg.step_size.unwrap_or(match optimizer {
+        Optimizer::Adam => 0.01,
+        _ => 0.05 * cfg.temperature,
+    });
+    let replicas = if cfg.parallel_tempering {
+        TEMPERING_REPLICAS
+    } else {
+        1
+    };
+    let mut adam = Adam::new(p);
+    let mut ema = vec![0.0; p];
+    let mut j_avg = vec![0.0; p];
+    let mut iteration = 0usize;
+    let mut j;
+    let mut chains: Vec<Chains>;
+    let mut warnings = Vec::new();
+    if let Some(c) = resume {
+        if c.optimizer != optimizer.code() {
+            return Err(resume_error(
+                "the checkpoint was written by another optimiser",
+            ));
+        }
+        let (cn, spins) = c
+            .chains
+            .ok_or_else(|| resume_error("the checkpoint has no chains"))?;
+        if spins.len() != cn * cfg.chains * replicas || c.state.len() != 1 + 4 * p {
+            return Err(resume_error(
+                "the checkpoint's chains or optimiser state do not fit chains / parallel_tempering",
+            ));
+        }
+        adam = Adam::from_state(&c.state[..1 + 2 * p], p)?;
+        ema = c.state[1 + 2 * p..1 + 3 * p].to_vec();
+        j_avg = c.state[1 + 3 * p..].to_vec();
+        iteration = c.iteration;
+        j = c.couplings;
+        let per = cfg.chains * n;
+        chains = spins
+            .chunks(per)
+            .map(|s| Chains::from_spins(n, s.to_vec()))
+            .collect();
+    } else {
+        j = vec![0.0; p];
+        if cfg.init_from_pseudolikelihood {
+            let (pl, _, _, _) = pseudolikelihood_fit(ctx, true)?;
+            if pl.iter().all(|v| v.is_finite()) {
+                j = pl;
+            } else {
+                warnings
+                    .push("the pseudo-likelihood start was not finite; started from zero".into());
+            }
+        }
+        let c0 = chains_from_data(ctx, cfg.chains, cfg.seed);
+        chains = vec![c0; replicas];
+    }
+    let mut history = History::new();
+    let stop: String;
+    let mut swap_acceptance = None;
+    let mut stats;
+    let mut start_evidence = None;
+    loop {
+        // The state at the top of an iteration is what a resume starts from.
+        ctx.checkpoint_and_check(|| {
+            let mut state = adam.to_state();
+            state.extend_from_slice(&ema);
+            state.extend_from_slice(&j_avg);
+            let spins: Vec<i8> = chains.iter().flat_map(|c| c.all_spins().to_vec()).collect();
+            Checkpoint {
+                method: Method::Sampled.code(),
+                optimizer: optimizer.code(),
+                iteration,
+                seconds: ctx.seconds(),
+                couplings: j.clone(),
+                state,
+                chains: Some((n, spins)),
+                fingerprint: ctx.fingerprint(),
+            }
+        })?;
+        let model = Model::with_shared_set(ctx.set.clone(), j.clone(), 0.0).map_err(|_| {
+            EngineError::Numerical(
+                "a coupling became non-finite: lower step_size or raise l2".into(),
+            )
+        })?;
+        let kernel = Kernel::new(&model);
+        if iteration == 0 {
+            start_evidence = ergodicity_check(ctx, &kernel, beta)?;
+        }
+        let plan = Plan::fixed(beta, cfg.sweeps_per_step);
+        let seed = step_seed(cfg.seed, iteration, 0x5A3B);
+        if cfg.parallel_tempering {
+            let betas = default_betas(&kernel, beta, replicas);
+            let t = temper(&kernel, &betas, &mut chains, &plan, 1, seed, ctx.interrupt)?;
+            swap_acceptance = Some(t.swap_acceptance);
+        } else {
+            sample(&kernel, &mut chains[0], &plan, seed, ctx.interrupt)?;
+        }
+        let moments = chain_moments(&ctx.set, &all_patterns(&chains[0]));
+        let (s, grad) = Stats::from_moments(ctx, &moments, &j, None);
+        stats = s;
+        for (e, g) in ema.iter_mut().zip(&grad) {
+            *e = SAMPLED_EMA * *e + (1.0 - SAMPLED_EMA) * g;
+        }
+        // Bias-corrected smoothed gradient (as Adam's first moment).
+        let corr = 1.0 - SAMPLED_EMA.powi((iteration + 1).min(10_000) as i32);
+        let smoothed = max_abs(&ema) / corr;
+        ctx.progress(
+            iteration,
+            &stats,
+            Some(format!("smoothed largest gradient {smoothed:.4}")),
+        );
+        history.push(iteration, &stats);
+        if iteration >= SAMPLED_MIN_ITERATIONS && smoothed <= cfg.tolerance {
+            stop = "converged".into();
+            break;
+        }
+        if iteration >= cfg.max_iterations {
+            stop = "max_iterations".into();
+            break;
+        }
+        if ctx.out_of_time() {
+            stop = "wall_clock_limit".into();
+            break;
+        }
+        // The step size decays as 1/√(1 + t/τ) so that the noise of the averages settles.
+        let lr = lr0 / (1.0 + iteration as f64 / 500.0).sqrt();
+        if optimizer == Optimizer::Adam {
+            adam.step(&mut j, &grad, lr);
+        } else {
+            for (jv, g) in j.iter_mut().zip(&grad) {
+                *jv -= lr * g;
+            }
+        }
+        // Iterate averaging: the returned couplings are an exponential average of the iterates,
+        // which cancels most of the step-to-step noise of the chain averages.
+        let keep = if iteration == 0 { 0.0 } else { SAMPLED_AVERAGE };
+        for (a, v) in j_avg.iter_mut().zip(&j) {
+            *a = keep * *a + (1.0 - keep) * v;
+        }
+        iteration += 1;
+    }
+    let converged = stop == "converged";
+    if iteration == 0 {
+        j_avg = j;
+    }
+    let mut model = Model::with_shared_set(ctx.set.clone(), j_avg, 0.0)?;
+    let kernel = Kernel::new(&model);
+
+    // Final averages: the persistent chains run EVALUATION_SWEEPS more sweeps, every sweep kept.
+    let mut eval_chains = chains[0].clone();
+    let mut plan = Plan::fixed(beta, EVALUATION_SWEEPS);
+    plan.record = true;
+    let run = sample(
+        &kernel,
+        &mut eval_chains,
+        &plan,
+        step_seed(cfg.seed, iteration, 0xE7A1),
+        ctx.interrupt,
+    )?;
+    let recorded: Vec<_> = run.samples.into_iter().map(|s| s.pattern).collect();
+    let moments = chain_moments(&ctx.set, &recorded);
+    let (final_stats, _) = Stats::from_moments(ctx, &moments, model.couplings(), None);
+
+    let mut report = ctx.report(Method::Sampled, Some(optimizer));
+    report.warnings.extend(warnings);
+    report.iterations = iteration;
+    report.converged = converged;
+    report.stop_reason = stop;
+    report.history = history.finish();
+    report.max_moment_error = final_stats.max_moment_error;
+    report.gradient_norm = final_stats.gradient_norm;
+    report.max_gradient = final_stats.max_gradient;
+    report.correlation_r = final_stats.correlation_r;
+    report.swap_acceptance = swap_acceptance;
+    report.message = Some(format!(
+        "chain averages over {} chains × {EVALUATION_SWEEPS} sweeps: largest moment error {:.4}, \
+         r = {}",
+        cfg.chains,
+        final_stats.max_moment_error,
+        final_stats
+            .correlation_r
+            .map_or("n/a".into(), |r| format!("{r:.4}"))
+    ));
+    let end_evidence = ergodicity_check(ctx, &kernel, beta)?;
+    let evidence: Vec<String> = [
+        start_evidence.map(|e| format!("with the starting couplings: {e}")),
+        end_evidence.map(|e| format!("with the trained couplings: {e}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !evidence.is_empty() {
+        report.ergodicity_broken = true;
+        report.ergodicity_warning = Some(evidence.join(" "));
+    }
+    if ctx.can_enumerate() {
+        finish_exact(ctx, &mut model, &mut report)?;
+    }
+    Ok(Trained { model, report })
+}
+
+/// Run chain groups, each started from one training pattern (the heaviest, then those farthest
+/// from the ones already chosen), and compare their averages. Returns the evidence when two
+/// groups disagree by more than max(0.1, 4 × the spread between halves of one group).
+fn ergodicity_check(
+    ctx: &Context,
+    kernel: &Kernel,
+    beta: f64,
+) -> Result<Option<String>, EngineError> {
+    let cfg = ctx.cfg;
+    let pats = ctx.data.patterns();
+    let groups = ERGODICITY_GROUPS.min(pats.len());
+    if groups < 2 {
+        return Ok(None);
+    }
+    let mut order: Vec<usize> = (0..pats.len()).collect();
+    order.sort_by(|&a, &b| ctx.weights[b].total_cmp(&ctx.weights[a]).then(a.cmp(&b)));
+    let candidates = &order[..order.len().min(200)];
+    let mut chosen = vec![order[0]];
+    while chosen.len() < groups {
+        let next = candidates
+            .iter()
+            .copied()
+            .filter(|c| !chosen.contains(c))
+            .max_by_key(|&c| {
+                let d = chosen
+                    .iter()
+                    .map(|&k| pats[k].hamming(&pats[c]))
+                    .min()
+                    .unwrap_or(0);
+                (d, std::cmp::Reverse(c))
+            });
+        match next {
+            Some(c) => chosen.push(c),
+            None => break,
+        }
+    }
+    let per = (cfg.chains / chosen.len()).max(8) & !1;
+    let starts: Vec<_> = chosen
+        .iter()
+        .flat_map(|&k| std::iter::repeat_n(pats[k].clone(), per))
+        .collect();
+    let mut chains = Chains::from_patterns(&starts);
+    let mut plan = Plan::fixed(beta, EVALUATION_SWEEPS);
+    plan.burn_in = EVALUATION_SWEEPS / 2;
+    plan.record = true;
+    plan.thin = 2;
+    let run = sample(
+        kernel,
+        &mut chains,
+        &plan,
+        step_seed(cfg.seed, 0, 0xE6C0),
+        ctx.interrupt,
+    )?;
+    // Group g owns chains [g·per, (g+1)·per); halves by chain parity.
+    let mut split: Vec<[Vec<super::spins::Pattern>; 2]> = (0..chosen.len())
+        .map(|_| [Vec::new(), Vec::new()])
+        .collect();
+    for s in run.samples {
+        split[s.chain / per][s.chain % 2].push(s.pattern);
+    }
+    let mut means = Vec::new();
+    let mut noise = 0.0f64;
+    for halves in &split {
+        let a = chain_moments(&ctx.set, &halves[0]);
+        let b = chain_moments(&ctx.set, &halves[1]);
+        for (x, y) in a.iter().zip(&b) {
+            noise = noise.max((x - y).abs());
+        }
+        means.push(
+            a.iter()
+                .zip(&b)
+                .map(|(x, y)| 0.5 * (x + y))
+                .collect::<Vec<f64>>(),
+        );
+    }
+    let threshold = (4.0 * noise).max(0.1);
+    let mut worst: Option<(f64, usize, usize, usize)> = None;
+    for g in 0..means.len() {
+        for h in g + 1..means.len() {
+            for (s, (x, y)) in means[g].iter().zip(&means[h]).enumerate() {
+                let d = (x - y).abs();
+                if d > threshold && worst.is_none_or(|w| d > w.0) {
+                    worst = Some((d, g, h, s));
+                }
+            }
+        }
+    }
+    Ok(worst.map(|(d, g, h, s)| {
+        let members: Vec<u32> = ctx.set.subset(s).to_vec();
+        format!(
+            "ergodicity broken: {per} chains started at training pattern {} and {per} started at \
+             pattern {} disagree about ⟨χ_S⟩ for S = {members:?}: {:.3} vs {:.3} (difference \
+             {d:.3}; the two halves of one group differ by at most {noise:.3}). The model has \
+             several free-energy minima the chains do not cross: its sampled averages are biased; \
+             try parallel_tempering or one model per minimum.",
+            pats[chosen[g]], pats[chosen[h]], means[g][s], means[h][s]
+        )
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------
