@@ -324,3 +324,59 @@ fn exact_and_mean_field_agree_on_order_two_models() {
     let n = check_agreement(&h, &stored, &[1.0 / 3.0; 3], 0.15, CensusMethod::MeanField);
     assert!(n >= 2, "{n}");
 }
+
+/// Sampling against exact on the same models. The sampled F_a = E_a + T ln r_a has a statistical
+/// error: r_a is a share of K correlated samples, so δF ≈ T δr/r ≈ T √((1 − r)/(r K_eff)); with
+/// r ≥ 0.5 (low T) and K_eff ≥ 100 effective samples per basin that is ≤ 0.1 T. We allow
+/// 0.1 T + the mean-field bound (which also covers the exact-vs-estimate difference when a
+/// minimum is never sampled exactly).
+#[test]
+fn exact_and_sampling_agree_on_order_two_models() {
+    let (p, w, fd) = full_digits();
+    let m2 = full::truncate(&fd.model, 2).unwrap();
+    for (model, pats, ws, t) in [(m2, p.clone(), w.clone(), 0.04), {
+        let mut by_weight: Vec<usize> = (0..p.len()).collect();
+        by_weight.sort_by(|&a, &b| w[b].total_cmp(&w[a]));
+        let stored: Vec<Pattern> = by_weight[..3].iter().map(|&i| p[i].clone()).collect();
+        (hopfield(&stored), stored, vec![1.0 / 3.0; 3], 0.15)
+    }] {
+        let exact = run(
+            &model,
+            &pats,
+            &ws,
+            &CensusOptions::new(CensusMethod::Exact, t),
+        );
+        let mut opts = CensusOptions::new(CensusMethod::Sampling, t);
+        opts.seed = 11;
+        let c = run(&model, &pats, &ws, &opts);
+        assert!((total_weight(&c) - 1.0).abs() < 1e-9);
+        let erg = c.ergodicity.as_ref().unwrap();
+        eprintln!("sampling T={t}: {} minima; {}", c.minima.len(), erg.note);
+        for m in exact.minima.iter().filter(|m| m.weight > 0.01) {
+            let q = Pattern::parse_bits(&m.pattern).unwrap();
+            let s = q.to_spins();
+            let x: f64 = (0..q.len())
+                .map(|a| (-model.flip_energy(&s, a) / t).exp())
+                .sum();
+            let tol = 0.1 * t + t * x * x + 1e-9;
+            let found = c
+                .minima
+                .iter()
+                .find(|o| o.pattern == m.pattern)
+                .unwrap_or_else(|| panic!("sampling misses exact minimum {}", m.pattern));
+            let d = (found.free_energy - m.free_energy).abs();
+            eprintln!(
+                "  {}: F_exact {:.6} F_sampled {:.6} |ΔF| {d:.2e} tol {tol:.2e}, w {:.3} vs {:.3}",
+                m.pattern, m.free_energy, found.free_energy, m.weight, found.weight
+            );
+            assert!(d <= tol);
+        }
+        // Quench-based assignment: agrees with the exact basins (both are steepest descent).
+        for (a, b) in exact.assignment.iter().zip(&c.assignment) {
+            assert_eq!(
+                a.map(|i| &exact.minima[i].pattern),
+                b.map(|i| &c.minima[i].pattern)
+            );
+        }
+    }
+}
