@@ -1417,7 +1417,7 @@ fn sampling_census(
         .map(|(&(a, b), &c)| (rank[a], rank[b], c))
         .collect();
     exchanges.sort();
-    let mut barrier_estimates: Vec<(usize, usize, f64)> = exchanges
+    let barrier_estimates: Vec<(usize, usize, f64)> = exchanges
         .iter()
         .map(|&(a, b, c)| {
             let orig = order[a];
@@ -1425,7 +1425,6 @@ fn sampling_census(
             (a, b, -t * (c as f64 / sweeps_in_a).ln())
         })
         .collect();
-    barrier_estimates.sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)));
     let recorded_sweeps = (run.samples.len() * thin) as f64;
     let exchange_rate = n_moves as f64 / recorded_sweeps.max(1.0);
     let from_training = start_kind.iter().filter(|&&x| x).count();
