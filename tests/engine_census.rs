@@ -237,3 +237,146 @@ fn landscape_of_the_full_description_melts_at_t_cross() {
     eprintln!("T_x = {tx} (full.rs {expected}); points {:#?}", l.points);
     assert!((tx - expected).abs() < 1e-6);
 }
+
+/// Hopfield couplings W_ab = (1/N) Σ_μ ξ^μ_a ξ^μ_b (a ≠ b), no fields: memories, their
+/// reversals and mixture states.
+fn hopfield(stored: &[Pattern]) -> Model {
+    let n = stored[0].len();
+    let mut w = vec![0.0; n * n];
+    for p in stored {
+        let s = p.to_spins();
+        for a in 0..n {
+            for b in 0..n {
+                if a != b {
+                    w[a * n + b] += (s[a] * s[b]) as f64 / n as f64;
+                }
+            }
+        }
+    }
+    boundstate::engine::Pairwise {
+        n,
+        field: vec![0.0; n],
+        coupling: w,
+        offset: 0.0,
+    }
+    .to_model()
+}
+
+/// Order-2 models of digits4x4 (the projection of the full description, and a Hopfield model of
+/// three digits): every exact minimum holding more than 1 % of the weight is found by the other
+/// methods, with the same free energy to a stated tolerance.
+///
+/// Tolerance. At low T the basin partition function of a minimum with single-flip Boltzmann
+/// factors x_a = e^{−ΔE_a/T} is Z_a = e^{−E_a/T} (1 + Σ_a x_a + O(x²)); mean field reproduces
+/// the first order exactly (F(m) = E − T Σ_a ln(1 + x_a) + O(T x²)), its error is the
+/// second-order term (pairs of flips, whose energies are not additive). So we require
+/// |F_exact − F_other| ≤ T (Σ_a x_a)² + 1e-9 and compare at temperatures where Σ_a x_a ≤ 1/2 for
+/// every compared minimum (the low-temperature regime where the expansion holds).
+fn check_agreement(model: &Model, p: &[Pattern], w: &[f64], t: f64, other: CensusMethod) -> usize {
+    let exact = run(model, p, w, &CensusOptions::new(CensusMethod::Exact, t));
+    let mut opts = CensusOptions::new(other, t);
+    opts.seed = 7;
+    let c = run(model, p, w, &opts);
+    assert!((total_weight(&c) - 1.0).abs() < 1e-9);
+    let mut compared = 0;
+    for m in exact.minima.iter().filter(|m| m.weight > 0.01) {
+        let q = Pattern::parse_bits(&m.pattern).unwrap();
+        let s = q.to_spins();
+        let x: f64 = (0..q.len())
+            .map(|a| (-model.flip_energy(&s, a) / t).exp())
+            .sum();
+        assert!(x <= 0.5, "T = {t} is not low for {}: Σx = {x}", m.pattern);
+        let tol = t * x * x + 1e-9;
+        let found = c
+            .minima
+            .iter()
+            .find(|o| o.pattern == m.pattern)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{other:?} misses exact minimum {} (w {})",
+                    m.pattern, m.weight
+                )
+            });
+        let d = (found.free_energy - m.free_energy).abs();
+        eprintln!(
+            "{other:?} T={t} {}: F_exact {:.9} F {:.9} |ΔF| {d:.3e} tol {tol:.3e}",
+            m.pattern, m.free_energy, found.free_energy
+        );
+        assert!(d <= tol, "{}: |ΔF| = {d} > {tol}", m.pattern);
+        compared += 1;
+    }
+    compared
+}
+
+#[test]
+fn exact_and_mean_field_agree_on_order_two_models() {
+    let (p, w, fd) = full_digits();
+    let m2 = full::truncate(&fd.model, 2).unwrap();
+    assert_eq!(
+        check_agreement(&m2, &p, &w, 0.04, CensusMethod::MeanField),
+        1
+    );
+    // Three digits as a Hopfield model.
+    let mut by_weight: Vec<usize> = (0..p.len()).collect();
+    by_weight.sort_by(|&a, &b| w[b].total_cmp(&w[a]));
+    let stored: Vec<Pattern> = by_weight[..3].iter().map(|&i| p[i].clone()).collect();
+    let h = hopfield(&stored);
+    let n = check_agreement(&h, &stored, &[1.0 / 3.0; 3], 0.15, CensusMethod::MeanField);
+    assert!(n >= 2, "{n}");
+}
+
+/// Sampling against exact on the same models. The sampled F_a = E_a + T ln r_a has a statistical
+/// error: r_a is a share of K correlated samples, so δF ≈ T δr/r ≈ T √((1 − r)/(r K_eff)); with
+/// r ≥ 0.5 (low T) and K_eff ≥ 100 effective samples per basin that is ≤ 0.1 T. We allow
+/// 0.1 T + the mean-field bound (which also covers the exact-vs-estimate difference when a
+/// minimum is never sampled exactly).
+#[test]
+fn exact_and_sampling_agree_on_order_two_models() {
+    let (p, w, fd) = full_digits();
+    let m2 = full::truncate(&fd.model, 2).unwrap();
+    for (model, pats, ws, t) in [(m2, p.clone(), w.clone(), 0.04), {
+        let mut by_weight: Vec<usize> = (0..p.len()).collect();
+        by_weight.sort_by(|&a, &b| w[b].total_cmp(&w[a]));
+        let stored: Vec<Pattern> = by_weight[..3].iter().map(|&i| p[i].clone()).collect();
+        (hopfield(&stored), stored, vec![1.0 / 3.0; 3], 0.15)
+    }] {
+        let exact = run(
+            &model,
+            &pats,
+            &ws,
+            &CensusOptions::new(CensusMethod::Exact, t),
+        );
+        let mut opts = CensusOptions::new(CensusMethod::Sampling, t);
+        opts.seed = 11;
+        let c = run(&model, &pats, &ws, &opts);
+        assert!((total_weight(&c) - 1.0).abs() < 1e-9);
+        let erg = c.ergodicity.as_ref().unwrap();
+        eprintln!("sampling T={t}: {} minima; {}", c.minima.len(), erg.note);
+        for m in exact.minima.iter().filter(|m| m.weight > 0.01) {
+            let q = Pattern::parse_bits(&m.pattern).unwrap();
+            let s = q.to_spins();
+            let x: f64 = (0..q.len())
+                .map(|a| (-model.flip_energy(&s, a) / t).exp())
+                .sum();
+            let tol = 0.1 * t + t * x * x + 1e-9;
+            let found = c
+                .minima
+                .iter()
+                .find(|o| o.pattern == m.pattern)
+                .unwrap_or_else(|| panic!("sampling misses exact minimum {}", m.pattern));
+            let d = (found.free_energy - m.free_energy).abs();
+            eprintln!(
+                "  {}: F_exact {:.6} F_sampled {:.6} |ΔF| {d:.2e} tol {tol:.2e}, w {:.3} vs {:.3}",
+                m.pattern, m.free_energy, found.free_energy, m.weight, found.weight
+            );
+            assert!(d <= tol);
+        }
+        // Quench-based assignment: agrees with the exact basins (both are steepest descent).
+        for (a, b) in exact.assignment.iter().zip(&c.assignment) {
+            assert_eq!(
+                a.map(|i| &exact.minima[i].pattern),
+                b.map(|i| &c.minima[i].pattern)
+            );
+        }
+    }
+}

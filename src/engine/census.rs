@@ -90,9 +90,9 @@ pub struct Minimum {
     pub pattern: String,
     /// E(pattern).
     pub energy: f64,
-    /// Exact: −T ln Z_basin. Mean field: F(m). Sampling: −T ln(weight) − T ln Z is unknown, so
-    /// F_a = E_a − T ln(time share / share of the deepest minimum) relative to that minimum's
-    /// energy (see [`census`]).
+    /// Exact: −T ln Z_basin. Mean field: F(m). Sampling: E_a + T ln r_a, r_a the share of the
+    /// basin's samples sitting exactly on the minimum (an estimate of −T ln Z_basin, see
+    /// `sampling_census`).
     pub free_energy: f64,
     /// Share of the Boltzmann weight (exact), e^{−F/T} normalised over phases (mean field) or
     /// share of time (sampling). Minima and continuum sum to 1.
@@ -1142,18 +1142,348 @@ fn mean_field_library_probability(r: &MeanFieldResult, distinct: &[&Pattern]) ->
 // ---------------------------------------------------------------------------------------------
 // Sampling (needs engine::sampler and engine::quench).
 
+/// Sweeps between two quenches of a chain (the time resolution of basin membership) is
+/// max(1, sampling_sweeps / SAMPLING_QUENCHES).
+const SAMPLING_QUENCHES: usize = 1000;
+
+/// Zero-temperature facts about a configuration that a quench ended at.
+struct Endpoint {
+    energy: f64,
+    /// min_a σ_a h_a.
+    stability: f64,
+    /// Every flip raises the energy by more than the tolerance.
+    strict: bool,
+}
+
+fn endpoint(model: &Model, p: &Pattern, rel_tol: f64) -> Endpoint {
+    let s = p.to_spins();
+    let energy = model.energy(&s);
+    let h = model.local_fields(&s);
+    let stability = (0..s.len())
+        .map(|a| s[a] as f64 * h[a])
+        .fold(f64::INFINITY, f64::min);
+    let tol = rel_tol * energy.abs().max(1.0);
+    Endpoint {
+        energy,
+        stability,
+        strict: 2.0 * stability > tol,
+    }
+}
+
+/// The sampling census (model.md §5): heat-bath chains at T, started from the distinct training
+/// patterns (evenly spaced through them when there are more patterns than chains) and, once every
+/// pattern has a chain, from random configurations; every `max(1, sweeps/1000)` sweeps each chain is quenched (steepest descent,
+/// `engine::quench`) to name the basin it is in.
+///
+/// * Minima: the quench end points of the chains, of every training pattern and of
+///   `random_starts` random configurations (`basin_size` = share of the latter).
+/// * Continuum: end points that are not strict minima and not training patterns (a quench that
+///   stops on a flat region: the sea of the full description).
+/// * weight: share of recorded time (minima and continuum sum to 1); minima found only by the
+///   quench starts get weight 0.
+/// * free_energy: within a basin, p(σ*_a | basin a) = e^{−E_a/T} / Z_a, so
+///   F_a = −T ln Z_a = E_a + T ln r_a with r_a the share of the basin's recorded samples sitting
+///   exactly on the minimum σ*_a — an estimate that does not need the chains to equilibrate
+///   *between* basins. If the minimum was never sampled exactly (r_a = 0), the low-temperature
+///   estimate F_a ≈ E_a − T Σ_b ln(1 + e^{−ΔE_b/T}) from its flip energies is used.
+///   The continuum's F is E_c + T ln(share) relative to the deepest sampled minimum:
+///   F_c = F_0 − T ln(w_c / w_0).
+/// * assignment: the minimum the quench of each training pattern reaches.
+/// * ergodicity: moves of chains between basins at consecutive quenches, exchange rate per chain
+///   and sweep, and Arrhenius barrier estimates ΔF‡_{ab} ≈ −T ln k_{ab} with k_{ab} the rate of
+///   a → b per sweep spent in a.
 fn sampling_census(
-    _model: &Model,
-    _patterns: &[Pattern],
-    _prep: &Prepared,
-    _opts: &CensusOptions,
-    _interrupt: &Interrupt,
-    _observer: &dyn Observer,
+    model: &Model,
+    patterns: &[Pattern],
+    prep: &Prepared,
+    opts: &CensusOptions,
+    interrupt: &Interrupt,
+    observer: &dyn Observer,
 ) -> Result<Census, EngineError> {
-    Err(EngineError::invalid(
-        "method",
-        "the sampling census is not available yet",
-    ))
+    use super::quench::quench_many;
+    use super::sampler::{Chains, Kernel, Plan, sample};
+    let n = prep.n;
+    let t = opts.temperature;
+    if opts.sampling_chains == 0 || opts.sampling_sweeps == 0 {
+        return Err(EngineError::invalid(
+            "sampling_chains",
+            "the sampling census needs at least one chain and one sweep",
+        ));
+    }
+    let kernel = Kernel::new(model);
+    let mut distinct: Vec<&Pattern> = Vec::new();
+    {
+        let mut seen = std::collections::HashSet::new();
+        for p in patterns {
+            if seen.insert(p) {
+                distinct.push(p);
+            }
+        }
+    }
+    // Chains.
+    let chains_n = opts.sampling_chains;
+    let mut spins = Vec::with_capacity(chains_n * n);
+    let mut start_kind = Vec::with_capacity(chains_n);
+    for c in 0..chains_n {
+        if c < distinct.len() {
+            let i = if distinct.len() > chains_n {
+                c * distinct.len() / chains_n
+            } else {
+                c
+            };
+            spins.extend(distinct[i].to_spins());
+            start_kind.push(true);
+        } else {
+            let mut r = ChainRng::new(opts.seed ^ 0xC3A5_C85C_97CB_3127, c as u64);
+            spins.extend((0..n).map(|_| r.spin()));
+            start_kind.push(false);
+        }
+    }
+    let mut chains = Chains::from_spins(n, spins);
+    let thin = (opts.sampling_sweeps / SAMPLING_QUENCHES).max(1);
+    let mut plan = Plan::fixed(1.0 / t, opts.sampling_sweeps);
+    plan.burn_in = opts.sampling_sweeps / 10;
+    plan.thin = thin;
+    plan.record = true;
+    progress(observer, 0, 3, "sampling".into());
+    let run = sample(&kernel, &mut chains, &plan, opts.seed, interrupt)?;
+    interrupt.check()?;
+    progress(observer, 1, 3, "quenching samples".into());
+    let sample_patterns: Vec<Pattern> = run.samples.iter().map(|s| s.pattern.clone()).collect();
+    let quenched = quench_many(&kernel, &sample_patterns);
+    interrupt.check()?;
+    let train_q = quench_many(
+        &kernel,
+        &distinct.iter().map(|p| (*p).clone()).collect::<Vec<_>>(),
+    );
+    let random: Vec<Pattern> = (0..opts.random_starts)
+        .map(|k| {
+            let mut r = ChainRng::new(opts.seed, k as u64);
+            let s: Vec<i8> = (0..n).map(|_| r.spin()).collect();
+            Pattern::from_spins(&s)
+        })
+        .collect();
+    let random_q = quench_many(&kernel, &random);
+    interrupt.check()?;
+    progress(observer, 2, 3, "basins".into());
+    let training: HashMap<&Pattern, usize> =
+        patterns.iter().enumerate().map(|(i, p)| (p, i)).collect();
+    // Label end points: minimum id, or None for the continuum.
+    let mut ids: HashMap<Pattern, Option<usize>> = HashMap::new();
+    let mut ends: Vec<(Pattern, Endpoint)> = Vec::new();
+    let mut label = |p: &Pattern| -> Option<usize> {
+        if let Some(&l) = ids.get(p) {
+            return l;
+        }
+        let e = endpoint(model, p, opts.energy_tolerance);
+        let l = if e.strict || training.contains_key(p) {
+            ends.push((p.clone(), e));
+            Some(ends.len() - 1)
+        } else {
+            None
+        };
+        ids.insert(p.clone(), l);
+        l
+    };
+    let sample_labels: Vec<Option<usize>> = quenched.iter().map(|q| label(&q.pattern)).collect();
+    let train_labels: Vec<Option<usize>> = train_q.iter().map(|q| label(&q.pattern)).collect();
+    let random_labels: Vec<Option<usize>> = random_q.iter().map(|q| label(&q.pattern)).collect();
+    let k = ends.len();
+    // Time shares and exact visits of the minimum.
+    let mut time = vec![0usize; k + 1];
+    let mut at_min = vec![0usize; k];
+    for ((smp, l), _q) in run.samples.iter().zip(&sample_labels).zip(&quenched) {
+        match l {
+            Some(a) => {
+                time[*a] += 1;
+                if smp.pattern == ends[*a].0 {
+                    at_min[*a] += 1;
+                }
+            }
+            None => time[k] += 1,
+        }
+    }
+    let total_time = run.samples.len().max(1) as f64;
+    let mut free = vec![0.0; k];
+    for a in 0..k {
+        let (p, e) = &ends[a];
+        free[a] = if at_min[a] > 0 {
+            e.energy + t * (at_min[a] as f64 / time[a] as f64).ln()
+        } else {
+            let s = p.to_spins();
+            let h = model.local_fields(&s);
+            e.energy
+                - t * (0..n)
+                    .map(|b| (-2.0 * s[b] as f64 * h[b] / t).exp().ln_1p())
+                    .sum::<f64>()
+        };
+    }
+    let mut basin_from_random = vec![0usize; k];
+    for l in random_labels.iter().flatten() {
+        basin_from_random[*l] += 1;
+    }
+    let mut minima: Vec<Minimum> = ends
+        .iter()
+        .enumerate()
+        .map(|(a, (p, e))| {
+            let (nearest_training, hamming) = nearest(p, patterns);
+            Minimum {
+                pattern: bit_string(p),
+                energy: e.energy,
+                free_energy: free[a],
+                weight: time[a] as f64 / total_time,
+                magnetisation: mean_spin(p),
+                stability: e.stability,
+                strict: e.strict,
+                basin_size: if opts.random_starts > 0 {
+                    basin_from_random[a] as f64 / opts.random_starts as f64
+                } else {
+                    0.0
+                },
+                attracted: 0,
+                attracted_weight: 0.0,
+                nearest_training,
+                hamming,
+                kind: if training.contains_key(p) {
+                    MinimumKind::Memory
+                } else {
+                    MinimumKind::FalseState
+                },
+            }
+        })
+        .collect();
+    let distinct_index: HashMap<&Pattern, usize> =
+        distinct.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+    let mut assignment = Vec::with_capacity(patterns.len());
+    for (p, w) in patterns.iter().zip(&prep.weights) {
+        let l = train_labels[distinct_index[p]];
+        if let Some(a) = l {
+            minima[a].attracted += 1;
+            minima[a].attracted_weight += w;
+        }
+        assignment.push(l);
+    }
+    let continuum = (time[k] > 0).then(|| {
+        let wc = time[k] as f64 / total_time;
+        let anchor = (0..k)
+            .filter(|&a| at_min[a] > 0)
+            .min_by(|&a, &b| free[a].total_cmp(&free[b]));
+        let fc = match anchor {
+            Some(a) => free[a] - t * (wc / (time[a] as f64 / total_time)).ln(),
+            None => -t * wc.ln(),
+        };
+        Continuum {
+            free_energy: fc,
+            weight: wc,
+            states: None,
+        }
+    });
+    // Ergodicity: basin sequence per chain.
+    let mut seq: Vec<Vec<(usize, Option<usize>)>> = vec![Vec::new(); chains_n];
+    for (smp, l) in run.samples.iter().zip(&sample_labels) {
+        seq[smp.chain].push((smp.sweep, *l));
+    }
+    let slot = |l: Option<usize>| l.unwrap_or(k);
+    let mut moves: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut chains_moved = 0;
+    for s in &mut seq {
+        s.sort_by_key(|x| x.0);
+        let mut moved = false;
+        for w in s.windows(2) {
+            if w[0].1 != w[1].1 {
+                *moves.entry((slot(w[0].1), slot(w[1].1))).or_default() += 1;
+                moved = true;
+            }
+        }
+        chains_moved += moved as usize;
+    }
+    let n_moves: usize = moves.values().sum();
+    // Renumber after sorting minima (continuum moves are kept with index = number of minima).
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| {
+        minima[a]
+            .free_energy
+            .total_cmp(&minima[b].free_energy)
+            .then_with(|| minima[a].pattern.cmp(&minima[b].pattern))
+    });
+    let mut rank = vec![0usize; k + 1];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r;
+    }
+    rank[k] = k;
+    let mut exchanges: Vec<(usize, usize, usize)> = moves
+        .iter()
+        .filter(|((a, b), _)| *a < k && *b < k)
+        .map(|(&(a, b), &c)| (rank[a], rank[b], c))
+        .collect();
+    exchanges.sort();
+    let barrier_estimates: Vec<(usize, usize, f64)> = exchanges
+        .iter()
+        .map(|&(a, b, c)| {
+            let orig = order[a];
+            let sweeps_in_a = time[orig] as f64 * thin as f64;
+            (a, b, -t * (c as f64 / sweeps_in_a).ln())
+        })
+        .collect();
+    let recorded_sweeps = (run.samples.len() * thin) as f64;
+    let exchange_rate = n_moves as f64 / recorded_sweeps.max(1.0);
+    let from_training = start_kind.iter().filter(|&&x| x).count();
+    let note = if n_moves == 0 {
+        format!(
+            "no chain left the basin it was first seen in over {} sweeps: ergodicity is broken at \
+             T = {t} on this time scale; time shares reflect the starts ({from_training} of \
+             {chains_n} chains from training patterns), free energies come from within-basin \
+             statistics",
+            opts.sampling_sweeps
+        )
+    } else {
+        format!(
+            "{chains_moved} of {chains_n} chains moved between basins ({n_moves} moves, \
+             {:.3e} per chain-sweep); time shares are meaningful only for basins that exchange",
+            exchange_rate
+        )
+    };
+    let ergodicity = Ergodicity {
+        chains: chains_n,
+        exchanges,
+        exchange_rate,
+        barrier_estimates,
+        note,
+    };
+    sort_minima(&mut minima, &mut assignment);
+    Ok(Census {
+        method: CensusMethod::Sampling,
+        temperature: t,
+        log_partition: None,
+        minima,
+        continuum,
+        assignment,
+        ergodicity: Some(ergodicity),
+        seconds: 0.0,
+    })
+}
+
+/// Share of recorded samples that are training patterns (the sampling P_lib).
+fn sampled_library_probability(
+    model: &Model,
+    distinct: &[&Pattern],
+    opts: &CensusOptions,
+    interrupt: &Interrupt,
+) -> Result<f64, EngineError> {
+    use super::sampler::{Chains, Kernel, Plan, sample};
+    let kernel = Kernel::new(model);
+    let set: std::collections::HashSet<&Pattern> = distinct.iter().copied().collect();
+    let mut chains = Chains::random(model.n(), opts.sampling_chains, opts.seed);
+    let mut plan = Plan::fixed(1.0 / opts.temperature, opts.sampling_sweeps);
+    plan.burn_in = opts.sampling_sweeps / 10;
+    plan.record = true;
+    let run = sample(&kernel, &mut chains, &plan, opts.seed, interrupt)?;
+    let hits = run
+        .samples
+        .iter()
+        .filter(|s| set.contains(&s.pattern))
+        .count();
+    Ok(hits as f64 / run.samples.len().max(1) as f64)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1247,7 +1577,8 @@ pub fn landscape(
                     Ok((r.census, plib))
                 } else {
                     let c = sampling_census(model, patterns, &prep, &opts, interrupt, &none)?;
-                    Ok((c, f64::NAN))
+                    let plib = sampled_library_probability(model, &distinct, &opts, interrupt)?;
+                    Ok((c, plib))
                 }
             };
             for (k, &t) in grid.iter().enumerate() {
