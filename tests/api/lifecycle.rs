@@ -558,7 +558,8 @@ async fn events_stream_progress_then_the_terminal_state_and_cancel_stops_trainin
             _ => break,
         };
         text.push_str(&String::from_utf8_lossy(&chunk));
-        if !cancelled && text.matches("event: progress").count() >= 2 {
+        // Cancel once the optimisation itself reports (after the pseudo-likelihood start).
+        if !cancelled && text.matches("\"max_moment_error\"").count() >= 2 {
             let (s, c) = app.post(&format!("/v1/jobs/{id}/cancel"), &json!({})).await;
             assert_eq!(s, 202, "{c}");
             cancelled = true;
