@@ -147,7 +147,7 @@ pub fn landscape_svg(l: &Landscape, title: &str) -> String {
             x(tx),
             TOP + ph,
             x(tx) + 5.0,
-            TOP + 14.0
+            TOP + ph - 8.0
         );
     }
     // Legend.
