@@ -380,3 +380,27 @@ fn exact_and_sampling_agree_on_order_two_models() {
         }
     }
 }
+
+#[test]
+fn landscape_svg_is_self_contained() {
+    let (p, w, fd) = full_digits();
+    let l = landscape(
+        &fd.model,
+        &p,
+        &w,
+        0.3,
+        2.5,
+        9,
+        CensusMethod::Exact,
+        &Interrupt::new(),
+        &NoObserver,
+    )
+    .unwrap();
+    let svg = boundstate::engine::plot::landscape_svg(&l, "digits4x4 <full>");
+    assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+    assert!(svg.contains("T× = ") && svg.contains("&lt;full&gt;"));
+    assert!(!svg.contains("NaN") && !svg.contains("script") && !svg.contains("href"));
+    if let Ok(dir) = std::env::var("CENSUS_SVG_DIR") {
+        std::fs::write(format!("{dir}/landscape.svg"), &svg).unwrap();
+    }
+}
