@@ -404,3 +404,102 @@ fn landscape_svg_is_self_contained() {
         std::fs::write(format!("{dir}/landscape.svg"), &svg).unwrap();
     }
 }
+
+/// model.md §3: the projection to order 2 brings false states and drops patterns. For digits4x4
+/// (full description at P_lib 0.99, T = 1, truncated to |S| ≤ 2) the exact census at T = 0.1
+/// finds two minima: the most frequent digit pattern and a false state (its reversal); of the 19
+/// training patterns that were minima of the full description, 18 are no longer minima.
+#[test]
+fn order_two_projection_counts() {
+    let (p, w, fd) = full_digits();
+    let full_c = run(
+        &fd.model,
+        &p,
+        &w,
+        &CensusOptions::new(CensusMethod::Exact, 0.1),
+    );
+    let m2 = full::truncate(&fd.model, 2).unwrap();
+    let c = run(&m2, &p, &w, &CensusOptions::new(CensusMethod::Exact, 0.1));
+    let memories = c
+        .minima
+        .iter()
+        .filter(|m| m.kind == MinimumKind::Memory)
+        .count();
+    let false_states = c.minima.len() - memories;
+    // Training patterns that are fixed points (minima or plateau members) of each model.
+    let minima_of = |model: &Model| -> HashSet<usize> {
+        (0..p.len())
+            .filter(|&i| {
+                let s = p[i].to_spins();
+                (0..16).all(|a| model.flip_energy(&s, a) >= -1e-9)
+            })
+            .collect()
+    };
+    let before = minima_of(&fd.model);
+    let after = minima_of(&m2);
+    assert_eq!(before.len(), 19);
+    let dropped = before.difference(&after).count();
+    eprintln!(
+        "order 2: {} minima ({memories} memories, {false_states} false states); full: {} minima; \
+         dropped {dropped} of 19",
+        c.minima.len(),
+        full_c.minima.len()
+    );
+    assert_eq!((memories, false_states), (1, 1));
+    assert_eq!(dropped, 18);
+    let best = p
+        .iter()
+        .zip(&w)
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0
+        .to_string();
+    let mem = c
+        .minima
+        .iter()
+        .find(|m| m.kind == MinimumKind::Memory)
+        .unwrap();
+    assert_eq!(mem.pattern, best);
+    let reversed: String = best
+        .chars()
+        .map(|ch| if ch == '1' { '0' } else { '1' })
+        .collect();
+    assert!(c.minima.iter().any(|m| m.pattern == reversed));
+}
+
+/// Mean-field landscape of a Hopfield model: ordered minima at low T, only the paramagnetic
+/// continuum above the critical temperature (T_c = largest eigenvalue of W ≤ 1 + M/N-ish).
+#[test]
+fn mean_field_landscape_melts_into_the_paramagnet() {
+    let (p, w) = digits4x4();
+    let mut by_weight: Vec<usize> = (0..p.len()).collect();
+    by_weight.sort_by(|&a, &b| w[b].total_cmp(&w[a]));
+    let stored: Vec<Pattern> = by_weight[..3].iter().map(|&i| p[i].clone()).collect();
+    let h = hopfield(&stored);
+    let l = landscape(
+        &h,
+        &stored,
+        &[1.0 / 3.0; 3],
+        0.1,
+        4.0,
+        8,
+        CensusMethod::MeanField,
+        &Interrupt::new(),
+        &NoObserver,
+    )
+    .unwrap();
+    let first = &l.points[0];
+    let last = l.points.last().unwrap();
+    assert!(
+        first.n_minima >= 2 && first.continuum_weight < 1e-6,
+        "{first:?}"
+    );
+    assert_eq!(last.n_minima, 0);
+    assert!((last.continuum_weight - 1.0).abs() < 1e-12);
+    assert!(
+        l.points
+            .iter()
+            .all(|x| (0.0..=1.0).contains(&x.library_probability))
+    );
+    eprintln!("{:#?} T_x {:?}", l.points, l.melting_temperature);
+}
