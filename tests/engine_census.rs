@@ -503,3 +503,76 @@ fn mean_field_landscape_melts_into_the_paramagnet() {
     );
     eprintln!("{:#?} T_x {:?}", l.points, l.melting_temperature);
 }
+
+/// Planted random patterns (N = 64 and 128, M = 0.05 N, equal weights) in a Hopfield model:
+/// mean field and sampling find every planted memory (as a `memory` minimum attracting its own
+/// pattern) and label everything else (reversals, mixtures) as false states.
+#[test]
+fn planted_patterns_are_found_by_mean_field_and_sampling() {
+    for n in [64usize, 128] {
+        let m = n / 20;
+        let stored: Vec<Pattern> = (0..m)
+            .map(|k| {
+                let mut r = ChainRng::new(42, k as u64);
+                Pattern::from_spins(&(0..n).map(|_| r.spin()).collect::<Vec<_>>())
+            })
+            .collect();
+        let h = hopfield(&stored);
+        let ws = vec![1.0 / m as f64; m];
+        for method in [CensusMethod::MeanField, CensusMethod::Sampling] {
+            let mut opts = CensusOptions::new(method, 0.2);
+            opts.random_starts = 50;
+            opts.sampling_sweeps = 500;
+            let c = run(&h, &stored, &ws, &opts);
+            for (i, p) in stored.iter().enumerate() {
+                let a = c.assignment[i].expect("a planted pattern is a bound state");
+                assert_eq!(c.minima[a].pattern, p.to_string(), "{method:?} N={n}");
+                assert_eq!(c.minima[a].kind, MinimumKind::Memory);
+                assert_eq!(c.minima[a].attracted, 1);
+            }
+            let memories = c
+                .minima
+                .iter()
+                .filter(|x| x.kind == MinimumKind::Memory)
+                .count();
+            assert_eq!(memories, m);
+            assert!(
+                c.minima
+                    .iter()
+                    .filter(|x| x.kind == MinimumKind::FalseState)
+                    .all(|x| x.hamming > 0)
+            );
+            // Results are storable: JSON round trip.
+            let json = serde_json::to_string(&c).unwrap();
+            let back: Census = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, c);
+            eprintln!(
+                "{method:?} N={n}: {} minima, {memories} memories, {:.3}s",
+                c.minima.len(),
+                c.seconds
+            );
+        }
+    }
+}
+
+#[test]
+fn interrupt_stops_the_census() {
+    let (p, w, fd) = full_digits();
+    let i = Interrupt::new();
+    i.raise();
+    for method in [
+        CensusMethod::Exact,
+        CensusMethod::MeanField,
+        CensusMethod::Sampling,
+    ] {
+        let r = census::census(
+            &fd.model,
+            &p,
+            &w,
+            &CensusOptions::new(method, 1.0),
+            &i,
+            &NoObserver,
+        );
+        assert_eq!(r.unwrap_err(), boundstate::engine::EngineError::Interrupted);
+    }
+}
