@@ -404,3 +404,175 @@ fn landscape_svg_is_self_contained() {
         std::fs::write(format!("{dir}/landscape.svg"), &svg).unwrap();
     }
 }
+
+/// model.md §3: the projection to order 2 brings false states and drops patterns. For digits4x4
+/// (full description at P_lib 0.99, T = 1, truncated to |S| ≤ 2) the exact census at T = 0.1
+/// finds two minima: the most frequent digit pattern and a false state (its reversal); of the 19
+/// training patterns that were minima of the full description, 18 are no longer minima.
+#[test]
+fn order_two_projection_counts() {
+    let (p, w, fd) = full_digits();
+    let full_c = run(
+        &fd.model,
+        &p,
+        &w,
+        &CensusOptions::new(CensusMethod::Exact, 0.1),
+    );
+    let m2 = full::truncate(&fd.model, 2).unwrap();
+    let c = run(&m2, &p, &w, &CensusOptions::new(CensusMethod::Exact, 0.1));
+    let memories = c
+        .minima
+        .iter()
+        .filter(|m| m.kind == MinimumKind::Memory)
+        .count();
+    let false_states = c.minima.len() - memories;
+    // Training patterns that are fixed points (minima or plateau members) of each model.
+    let minima_of = |model: &Model| -> HashSet<usize> {
+        (0..p.len())
+            .filter(|&i| {
+                let s = p[i].to_spins();
+                (0..16).all(|a| model.flip_energy(&s, a) >= -1e-9)
+            })
+            .collect()
+    };
+    let before = minima_of(&fd.model);
+    let after = minima_of(&m2);
+    assert_eq!(before.len(), 19);
+    let dropped = before.difference(&after).count();
+    eprintln!(
+        "order 2: {} minima ({memories} memories, {false_states} false states); full: {} minima; \
+         dropped {dropped} of 19",
+        c.minima.len(),
+        full_c.minima.len()
+    );
+    assert_eq!((memories, false_states), (1, 1));
+    assert_eq!(dropped, 18);
+    let best = p
+        .iter()
+        .zip(&w)
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0
+        .to_string();
+    let mem = c
+        .minima
+        .iter()
+        .find(|m| m.kind == MinimumKind::Memory)
+        .unwrap();
+    assert_eq!(mem.pattern, best);
+    let reversed: String = best
+        .chars()
+        .map(|ch| if ch == '1' { '0' } else { '1' })
+        .collect();
+    assert!(c.minima.iter().any(|m| m.pattern == reversed));
+}
+
+/// Mean-field landscape of a Hopfield model: ordered minima at low T, only the paramagnetic
+/// continuum above the critical temperature (T_c = largest eigenvalue of W ≤ 1 + M/N-ish).
+#[test]
+fn mean_field_landscape_melts_into_the_paramagnet() {
+    let (p, w) = digits4x4();
+    let mut by_weight: Vec<usize> = (0..p.len()).collect();
+    by_weight.sort_by(|&a, &b| w[b].total_cmp(&w[a]));
+    let stored: Vec<Pattern> = by_weight[..3].iter().map(|&i| p[i].clone()).collect();
+    let h = hopfield(&stored);
+    let l = landscape(
+        &h,
+        &stored,
+        &[1.0 / 3.0; 3],
+        0.1,
+        4.0,
+        8,
+        CensusMethod::MeanField,
+        &Interrupt::new(),
+        &NoObserver,
+    )
+    .unwrap();
+    let first = &l.points[0];
+    let last = l.points.last().unwrap();
+    assert!(
+        first.n_minima >= 2 && first.continuum_weight < 1e-6,
+        "{first:?}"
+    );
+    assert_eq!(last.n_minima, 0);
+    assert!((last.continuum_weight - 1.0).abs() < 1e-12);
+    assert!(
+        l.points
+            .iter()
+            .all(|x| (0.0..=1.0).contains(&x.library_probability))
+    );
+    eprintln!("{:#?} T_x {:?}", l.points, l.melting_temperature);
+}
+
+/// Planted random patterns (N = 64 and 128, M = 0.05 N, equal weights) in a Hopfield model:
+/// mean field and sampling find every planted memory (as a `memory` minimum attracting its own
+/// pattern) and label everything else (reversals, mixtures) as false states.
+#[test]
+fn planted_patterns_are_found_by_mean_field_and_sampling() {
+    for n in [64usize, 128] {
+        let m = n / 20;
+        let stored: Vec<Pattern> = (0..m)
+            .map(|k| {
+                let mut r = ChainRng::new(42, k as u64);
+                Pattern::from_spins(&(0..n).map(|_| r.spin()).collect::<Vec<_>>())
+            })
+            .collect();
+        let h = hopfield(&stored);
+        let ws = vec![1.0 / m as f64; m];
+        for method in [CensusMethod::MeanField, CensusMethod::Sampling] {
+            let mut opts = CensusOptions::new(method, 0.2);
+            opts.random_starts = 50;
+            opts.sampling_sweeps = 500;
+            let c = run(&h, &stored, &ws, &opts);
+            for (i, p) in stored.iter().enumerate() {
+                let a = c.assignment[i].expect("a planted pattern is a bound state");
+                assert_eq!(c.minima[a].pattern, p.to_string(), "{method:?} N={n}");
+                assert_eq!(c.minima[a].kind, MinimumKind::Memory);
+                assert_eq!(c.minima[a].attracted, 1);
+            }
+            let memories = c
+                .minima
+                .iter()
+                .filter(|x| x.kind == MinimumKind::Memory)
+                .count();
+            assert_eq!(memories, m);
+            assert!(
+                c.minima
+                    .iter()
+                    .filter(|x| x.kind == MinimumKind::FalseState)
+                    .all(|x| x.hamming > 0)
+            );
+            // Results are storable: JSON round trip.
+            let json = serde_json::to_string(&c).unwrap();
+            let back: Census = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, c);
+            eprintln!(
+                "{method:?} N={n}: {} minima, {memories} memories, {:.3}s",
+                c.minima.len(),
+                c.seconds
+            );
+        }
+    }
+}
+
+#[test]
+fn interrupt_stops_the_census() {
+    let (p, w, fd) = full_digits();
+    let i = Interrupt::new();
+    i.raise();
+    for method in [
+        CensusMethod::Exact,
+        CensusMethod::MeanField,
+        CensusMethod::Sampling,
+    ] {
+        let r = census::census(
+            &fd.model,
+            &p,
+            &w,
+            &CensusOptions::new(method, 1.0),
+            &i,
+            &NoObserver,
+        );
+        assert_eq!(r.unwrap_err(), boundstate::engine::EngineError::Interrupted);
+    }
+}
