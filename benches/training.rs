@@ -93,15 +93,24 @@ fn main() {
                 })
             })
             .collect();
-        let out = serde_json::json!({"times": times, "l2": 0.01, "temperature": 1.0, "sites": sites});
+        let out =
+            serde_json::json!({"times": times, "l2": 0.01, "temperature": 1.0, "sites": sites});
         std::fs::write(&path, serde_json::to_vec(&out).unwrap()).expect("write json");
     }
     if args.iter().any(|a| a == "--sampled") {
         let cfg = TrainingConfig::new(Method::Sampled);
         let t = Instant::now();
-        let r = train(&data, set.clone(), &cfg, None, &Interrupt::new(), &NoObserver, &NoCheckpoints)
-            .unwrap()
-            .report;
+        let r = train(
+            &data,
+            set.clone(),
+            &cfg,
+            None,
+            &Interrupt::new(),
+            &NoObserver,
+            &NoCheckpoints,
+        )
+        .unwrap()
+        .report;
         eprintln!(
             "sampled digits8x8 order 2 (defaults: {} chains × {} sweeps/step, Adam, PL start): \
              {:.2} s, {} steps, stop {}, largest moment error {:.4}, r = {:?}, ergodicity broken {}",

@@ -371,10 +371,16 @@ async fn full_description_library_landscape_samples_and_retrieval() {
     for i in pats["items"].as_array().unwrap() {
         assert!(i["pattern"].as_str().unwrap().starts_with("1111"), "{i}");
     }
-    // A large request becomes a job.
+    // A large request becomes a job (on an order-2 model: a full description makes every flip
+    // update 2^(N−1) couplings per spin, which no sampling request should be tested on).
+    let (_, pairwise, _) = train(
+        &app,
+        json!({"dataset_id": ds, "description": {"order": 2}, "method": "exact", "census": false}),
+    )
+    .await;
     let (s, j) = app
         .post(
-            &format!("/v1/models/{model}/samples"),
+            &format!("/v1/models/{pairwise}/samples"),
             &json!({"count": 20000, "sweeps": 100, "seed": 1}),
         )
         .await;
