@@ -93,15 +93,48 @@ fn main() {
                 })
             })
             .collect();
-        let out = serde_json::json!({"times": times, "l2": 0.01, "temperature": 1.0, "sites": sites});
+        let out =
+            serde_json::json!({"times": times, "l2": 0.01, "temperature": 1.0, "sites": sites});
         std::fs::write(&path, serde_json::to_vec(&out).unwrap()).expect("write json");
     }
     if args.iter().any(|a| a == "--sampled") {
-        let cfg = TrainingConfig::new(Method::Sampled);
+        let mut cfg = TrainingConfig::new(Method::Sampled);
+        // Overrides for experiments: BS_CHAINS, BS_SWEEPS, BS_ITERS, BS_LR, BS_TEMPERING=1.
+        let env = |k: &str| std::env::var(k).ok();
+        if let Some(v) = env("BS_CHAINS") {
+            cfg.chains = v.parse().unwrap();
+        }
+        if let Some(v) = env("BS_SWEEPS") {
+            cfg.sweeps_per_step = v.parse().unwrap();
+        }
+        if let Some(v) = env("BS_ITERS") {
+            cfg.max_iterations = v.parse().unwrap();
+        }
+        if let Some(v) = env("BS_LR") {
+            cfg.step_size = Some(v.parse().unwrap());
+        }
+        cfg.parallel_tempering = env("BS_TEMPERING").is_some();
+        if env("BS_GD").is_some() {
+            cfg.optimizer = Optimizer::GradientDescent;
+        }
         let t = Instant::now();
-        let r = train(&data, set.clone(), &cfg, None, &Interrupt::new(), &NoObserver, &NoCheckpoints)
-            .unwrap()
-            .report;
+        let r = train(
+            &data,
+            set.clone(),
+            &cfg,
+            None,
+            &Interrupt::new(),
+            &NoObserver,
+            &NoCheckpoints,
+        )
+        .unwrap()
+        .report;
+        for h in r.history.iter().step_by(10) {
+            eprintln!(
+                "  step {:5}: largest moment error {:.4}",
+                h.iteration, h.max_moment_error
+            );
+        }
         eprintln!(
             "sampled digits8x8 order 2 (defaults: {} chains × {} sweeps/step, Adam, PL start): \
              {:.2} s, {} steps, stop {}, largest moment error {:.4}, r = {:?}, ergodicity broken {}",
