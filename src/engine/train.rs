@@ -157,7 +157,7 @@ impl TrainingConfig {
             optimizer: Optimizer::Auto,
             step_size: None,
             seed: 0,
-            chains: 512,
+            chains: 1024,
             sweeps_per_step: 2,
             parallel_tempering: false,
             init_from_pseudolikelihood: true,
