@@ -66,8 +66,8 @@ def sklearn_fit(S, tol=1e-4, max_iter=100):
     return out
 
 
-def rust_run(binary, path):
-    subprocess.run([binary, "--reps", "1", "--json", path], check=True,
+def rust_run(binary, path, tolerance):
+    subprocess.run([binary, "--reps", "1", "--json", path, "--tolerance", str(tolerance)], check=True,
                    stderr=subprocess.DEVNULL)
     with open(path) as f:
         return json.load(f)
@@ -87,6 +87,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--binary", default=None)
+    ap.add_argument("--tolerance", type=float, default=1e-8,
+                    help="boundstate's per-site gradient tolerance")
     args = ap.parse_args()
     binary = args.binary or max(
         (p for p in glob.glob(os.path.join(ROOT, "target/release/deps/training-*"))
@@ -96,7 +98,7 @@ def main():
     path = os.path.join(tmp, "pl.json")
     rust_times, sk_times = [], []
     for _ in range(args.reps):
-        res = rust_run(binary, path)
+        res = rust_run(binary, path, args.tolerance)
         rust_times.append(res["times"][0])
         t = time.perf_counter()
         sk = sklearn_fit(S)
@@ -112,7 +114,7 @@ def main():
         gap_sk.append(objective(S, a, beta) - f_ref)
         diff.append(np.max(np.abs(br - ref[a])))
     med = lambda v: statistics.median(v)
-    print(f"digits8x8 order 2, λ = {L2}, {args.reps} reps alternating")
+    print(f"digits8x8 order 2, λ = {L2}, {args.reps} reps alternating, boundstate tolerance {args.tolerance}")
     print(f"boundstate PL (64 sites): median {med(rust_times):.4f} s, best {min(rust_times):.4f} s")
     print(f"sklearn PL ({len(sk)} sites): median {med(sk_times):.4f} s, best {min(sk_times):.4f} s")
     print(f"ratio sklearn/boundstate: median {med(sk_times)/med(rust_times):.1f}x, "

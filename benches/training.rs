@@ -1,6 +1,6 @@
 //! Training speed on digits8x8 (1797 × 64), order 2, T = 1 (docs: ../bench/training_peers.py).
 //!
-//! `cargo bench --bench training -- [--reps K] [--json PATH] [--sampled]`
+//! `cargo bench --bench training -- [--reps K] [--json PATH] [--tolerance X] [--sampled]`
 //!
 //! - pseudo-likelihood: all 64 conditional likelihoods (λ = 0.01 on every coefficient, Newton per
 //!   site, rayon over sites), K repetitions, median and best wall-clock; the per-site
@@ -48,7 +48,7 @@ fn main() {
         l2: 0.01,
         optimizer: Optimizer::Auto,
         max_iterations: 100,
-        tolerance: 1e-8,
+        tolerance: arg("--tolerance").map_or(1e-8, |v| v.parse().expect("--tolerance X")),
     };
     let mut times = Vec::new();
     let mut fits = Vec::new();
