@@ -1,6 +1,6 @@
 //! Training speed on digits8x8 (1797 × 64), order 2, T = 1 (docs: ../bench/training_peers.py).
 //!
-//! `cargo bench --bench training -- [--reps K] [--json PATH] [--sampled]`
+//! `cargo bench --bench training -- [--reps K] [--json PATH] [--tolerance X] [--sampled]`
 //!
 //! - pseudo-likelihood: all 64 conditional likelihoods (λ = 0.01 on every coefficient, Newton per
 //!   site, rayon over sites), K repetitions, median and best wall-clock; the per-site
@@ -48,7 +48,7 @@ fn main() {
         l2: 0.01,
         optimizer: Optimizer::Auto,
         max_iterations: 100,
-        tolerance: 1e-8,
+        tolerance: arg("--tolerance").map_or(1e-8, |v| v.parse().expect("--tolerance X")),
     };
     let mut times = Vec::new();
     let mut fits = Vec::new();
@@ -98,7 +98,25 @@ fn main() {
         std::fs::write(&path, serde_json::to_vec(&out).unwrap()).expect("write json");
     }
     if args.iter().any(|a| a == "--sampled") {
-        let cfg = TrainingConfig::new(Method::Sampled);
+        let mut cfg = TrainingConfig::new(Method::Sampled);
+        // Overrides for experiments: BS_CHAINS, BS_SWEEPS, BS_ITERS, BS_LR, BS_TEMPERING=1.
+        let env = |k: &str| std::env::var(k).ok();
+        if let Some(v) = env("BS_CHAINS") {
+            cfg.chains = v.parse().unwrap();
+        }
+        if let Some(v) = env("BS_SWEEPS") {
+            cfg.sweeps_per_step = v.parse().unwrap();
+        }
+        if let Some(v) = env("BS_ITERS") {
+            cfg.max_iterations = v.parse().unwrap();
+        }
+        if let Some(v) = env("BS_LR") {
+            cfg.step_size = Some(v.parse().unwrap());
+        }
+        cfg.parallel_tempering = env("BS_TEMPERING").is_some();
+        if env("BS_GD").is_some() {
+            cfg.optimizer = Optimizer::GradientDescent;
+        }
         let t = Instant::now();
         let r = train(
             &data,
@@ -111,6 +129,12 @@ fn main() {
         )
         .unwrap()
         .report;
+        for h in r.history.iter().step_by(10) {
+            eprintln!(
+                "  step {:5}: largest moment error {:.4}",
+                h.iteration, h.max_moment_error
+            );
+        }
         eprintln!(
             "sampled digits8x8 order 2 (defaults: {} chains × {} sweeps/step, Adam, PL start): \
              {:.2} s, {} steps, stop {}, largest moment error {:.4}, r = {:?}, ergodicity broken {}",

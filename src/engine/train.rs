@@ -115,7 +115,9 @@ pub struct TrainingConfig {
     /// site's conditional likelihood; `sampled`: for chain averages smoothed over steps).
     pub tolerance: f64,
     pub optimizer: Optimizer,
-    /// Learning rate for Adam / gradient descent (`None`: adaptive default).
+    /// Learning rate for Adam / gradient descent (`None`: default — exact: Adam 0.05, gradient
+    /// descent T; sampled: Adam min(0.01, 0.05/√P), gradient descent 0.05 T; both decay as
+    /// 1/√(1 + t/500) in sampled).
     pub step_size: Option<f64>,
     pub seed: u64,
     /// Persistent chains (`sampled`).
@@ -155,7 +157,7 @@ impl TrainingConfig {
             optimizer: Optimizer::Auto,
             step_size: None,
             seed: 0,
-            chains: 512,
+            chains: 1024,
             sweeps_per_step: 2,
             parallel_tempering: false,
             init_from_pseudolikelihood: true,
@@ -1000,7 +1002,11 @@ fn exact_hessian(ctx: &Context, spec: &[f64]) -> Vec<f64> {
 
 /// Solve H x = b for symmetric positive (semi)definite H by Cholesky, adding a ridge if needed.
 fn solve_spd(h: &[f64], b: &[f64]) -> Vec<f64> {
-    let p = b.len();
+    cholesky_solve(&factor_spd(h, b.len()), b.len(), b)
+}
+
+/// The Cholesky factor of H (p × p), with the smallest ridge 1e-12·10^k·max diag that works.
+fn factor_spd(h: &[f64], p: usize) -> Vec<f64> {
     let scale = (0..p)
         .map(|i| h[i * p + i])
         .fold(0.0f64, f64::max)
@@ -1012,7 +1018,7 @@ fn solve_spd(h: &[f64], b: &[f64]) -> Vec<f64> {
             l[i * p + i] += ridge;
         }
         if cholesky_in_place(&mut l, p) {
-            return cholesky_solve(&l, p, b);
+            return l;
         }
         ridge = if ridge == 0.0 {
             1e-12 * scale
@@ -1428,6 +1434,32 @@ pub fn pseudolikelihood_sites(
             .map(|a| inc.of(a).iter().map(|&i| i as usize).collect())
             .collect()
     };
+    // A spin constant in the data makes the features containing it duplicates of others (or
+    // constants): its couplings are not identifiable from conditionals. Such members are left
+    // out (J = 0, their effect absorbed by the fields) and a constant spin gets only its field.
+    let constant: Vec<bool> = {
+        let mut c = vec![false; n];
+        for (a, _) in data.constant_spins() {
+            c[a] = true;
+        }
+        c
+    };
+    let members_of: Vec<Vec<usize>> = members_of
+        .into_iter()
+        .enumerate()
+        .map(|(a, list)| {
+            list.into_iter()
+                .filter(|&i| {
+                    let s = set.subset(i);
+                    if constant[a] {
+                        s.len() == 1
+                    } else {
+                        s.iter().all(|b| !constant[b as usize])
+                    }
+                })
+                .collect()
+        })
+        .collect();
     (0..n)
         .into_par_iter()
         .map(|a| {
@@ -1565,12 +1597,19 @@ impl SiteProblem<'_> {
         let mut it = 0;
         let mut new_grad = vec![0.0; d];
         let mut new_z = vec![0.0; m];
+        let mut factor: Option<Vec<f64>> = None;
+        let mut refresh = true;
         while it < max_iterations && max_abs(&grad) > tolerance {
+            let before = max_abs(&grad);
             interrupt.check()?;
             let mut dir = if newton {
-                let h = self.hessian(&z);
+                // Newton, reusing the last factor while it keeps cutting the gradient ≥ 10×
+                // (the Hessian is the dominant cost: M d² against M d for a gradient).
+                if refresh || factor.is_none() {
+                    factor = Some(factor_spd(&self.hessian(&z), d));
+                }
                 let neg: Vec<f64> = grad.iter().map(|g| -g).collect();
-                solve_spd(&h, &neg)
+                cholesky_solve(factor.as_ref().expect("factor"), d, &neg)
             } else {
                 let mut dir = lbfgs.direction(&grad);
                 if lbfgs.s.is_empty() {
@@ -1607,8 +1646,14 @@ impl SiteProblem<'_> {
             }
             it += 1;
             if !accepted {
+                if newton && !refresh {
+                    // A stale factor failed: retry with a fresh Hessian.
+                    refresh = true;
+                    continue;
+                }
                 break;
             }
+            refresh = max_abs(&grad) > 0.1 * before;
         }
         let _ = self.objective(&theta);
         Ok((theta, f, max_abs(&grad), it))
@@ -1814,7 +1859,7 @@ const SAMPLED_MIN_ITERATIONS: usize = 50;
 
 /// Chain groups of the ergodicity check, and sweeps of the final evaluation.
 const ERGODICITY_GROUPS: usize = 4;
-const EVALUATION_SWEEPS: usize = 200;
+const EVALUATION_SWEEPS: usize = 500;
 
 fn step_seed(seed: u64, iteration: usize, salt: u64) -> u64 {
     let mut s = seed ^ (iteration as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ salt;
@@ -1858,8 +1903,10 @@ fn sampled_training(ctx: &Context, resume: Option<Checkpoint>) -> Result<Trained
         Optimizer::Auto => Optimizer::Adam,
         o => o,
     };
+    // Adam moves every coupling by about lr per step whatever the gradient's size, so a local
+    // field (a sum over its couplings) moves by about lr √P: the default keeps that ≈ 0.05.
     let lr0 = cfg.step_size.unwrap_or(match optimizer {
-        Optimizer::Adam => 0.01,
+        Optimizer::Adam => (0.05 / (p as f64).sqrt()).min(0.01),
         _ => 0.05 * cfg.temperature,
     });
     let replicas = if cfg.parallel_tempering {
