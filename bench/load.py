@@ -7,7 +7,7 @@ one-query retrieval latency on an N = 784 order-2 model.
 
 Needs `wrk` (Debian package). Starts its own server on a temporary database.
 """
-import argparse, json, os, random, re, shutil, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, urllib.error, os, random, re, shutil, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "boundstate")
@@ -20,9 +20,12 @@ def req(base, method, path, body=None, ctype="application/json"):
     r = urllib.request.Request(base + path, data=data, method=method)
     if data is not None:
         r.add_header("content-type", ctype)
-    with urllib.request.urlopen(r, timeout=600) as resp:
-        t = resp.read()
-        return resp.status, (json.loads(t) if t else None)
+    try:
+        with urllib.request.urlopen(r, timeout=600) as resp:
+            t = resp.read()
+            return resp.status, (json.loads(t) if t else None)
+    except urllib.error.HTTPError as e:
+        raise SystemExit(f"{method} {path}: {e.code} {e.read().decode()[:500]}")
 
 
 def wait_job(base, jid):
@@ -93,6 +96,9 @@ def main():
                      for i in range(n) for j in range(i + 1, n)]
         _, big = req(base, "POST", "/v1/models", {"name": "hopfield784", "temperature": 0.5,
                      "couplings": {"n_spins": n, "description": "order", "order": 2, "offset": 0.0, "couplings": couplings}})
+        _, cj = req(base, "POST", f"/v1/models/{big['id']}/census", {"method": "mean_field", "random_starts": 50, "seed": 1})
+        cj = wait_job(base, cj["id"])
+        print(f"census of the N=784 model: {cj['status']}, {cj.get('result')}")
         # Retrieval latency, one query, end to end (client-side), 15 % of bits flipped.
         q = "".join("1" if (s > 0) != (rng.random() < 0.15) else "0" for s in xi[0])
         lat = []
@@ -106,12 +112,13 @@ def main():
               f"verdict {r['results'][0]['verdict']}, recovered {r['results'][0]['completed'] == target}")
         # A long training job keeps every compute thread busy during the load.
         _, bg = req(base, "POST", "/v1/training-jobs", {"dataset_id": ds["id"], "description": {"order": 2}, "method": "sampled",
-                    "max_iterations": 1000000, "tolerance": 1e-12, "seed": 3, "census": False})
+                    "max_iterations": 20000, "tolerance": 1e-12, "seed": 3, "census": False})
         time.sleep(2)
         _, bgj = req(base, "GET", f"/v1/jobs/{bg['id']}")
         print(f"background training job {bg['id']}: {bgj['status']}")
         rows = []
         for name, path, body, conns in [
+            ("GET /v1/models/{id} @8", f"/v1/models/{small}", None, 8),
             ("GET /v1/datasets", "/v1/datasets", None, a.connections),
             ("GET /v1/models/{id}", f"/v1/models/{small}", None, a.connections),
             ("POST retrieve N=784", f"/v1/models/{big['id']}/retrieve", {"query": q, "seed": 1}, a.connections),

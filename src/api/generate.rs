@@ -8,7 +8,7 @@ use super::error::{ApiError, ApiResult, ErrorCode};
 use super::extract::{Id, JsonBody, OptionalJsonBody, QueryParams};
 use super::jobs::{JobDto, JobKind, Submission, submit};
 use super::library::find_minimum;
-use super::models::{check_temperature, fetch, load_model};
+use super::models::{check_temperature, fetch};
 use super::pagination::{Page, PageQuery};
 use super::patterns::{PatternFormat, PatternOut, parse_pattern, parse_query};
 use crate::engine::{Interrupt, Pattern};
@@ -260,14 +260,40 @@ pub async fn create_samples(
             "this request is small enough to answer at once; callbacks are for jobs",
         ));
     }
-    let (g, census_id) =
+    let (g, census_id) = if mixture {
         generate::produce(&state.db, state.jobs.compute(), &p, true, Interrupt::new())
             .await
-            .map_err(failure)?;
+            .map_err(failure)?
+    } else {
+        let loaded = loaded(&state, &row).await?;
+        let library = Library::load(&state.db, id, n).await?;
+        let params = p.clone();
+        state
+            .jobs
+            .compute()
+            .run_interactive(move || {
+                generate::generate(&loaded.kernel, &params, &library, &Interrupt::new())
+                    .map(|g| (g, library.census_id))
+            })
+            .await
+            .map_err(ApiError::internal)??
+    };
     let mut tx = state.db.begin_write().await?;
     let set = generate::store_set(&mut tx, &p, None, census_id, &g).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(SampleSetDto::from(set))).into_response())
+}
+
+/// A single model's couplings and kernel, from the cache.
+async fn loaded(
+    state: &AppState,
+    row: &store::models::ModelRow,
+) -> ApiResult<std::sync::Arc<crate::service::cache::Loaded>> {
+    state
+        .models
+        .get(&state.db, state.jobs.compute(), row.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(ErrorCode::ModelNotFound, "model", row.id))
 }
 
 /// A failure of synchronous work as an API error.
@@ -675,7 +701,7 @@ pub async fn retrieve(
     }
     let n = row.n_spins as usize;
     let inputs = retrieval_inputs(&state, &r, n, row.temperature)?;
-    let model = load_model(&state, &row).await?;
+    let loaded = loaded(&state, &row).await?;
     let ctx = RetrievalContext::load(&state, &row, n).await?;
     let format = r.format;
     let (seed, t) = (inputs.opts.seed, inputs.opts.temperature);
@@ -683,9 +709,8 @@ pub async fn retrieve(
         .jobs
         .compute()
         .run_interactive(move || {
-            let kernel = crate::engine::sampler::Kernel::new(&model);
             let single = crate::service::retrieval::Single {
-                kernel: &kernel,
+                kernel: &loaded.kernel,
                 opts: inputs.opts.clone(),
                 judge: ctx.judge(),
             };

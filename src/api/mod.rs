@@ -38,6 +38,8 @@ pub struct AppState {
     pub jobs: Jobs,
     pub metrics: Arc<metrics::Metrics>,
     pub openapi_json: Arc<String>,
+    /// Decoded models and their sampling kernels, reused across requests.
+    pub models: crate::service::cache::ModelCache,
 }
 
 #[derive(OpenApi)]
@@ -178,6 +180,7 @@ pub fn app(db: Db, config: Arc<Config>, jobs: Jobs, keys: auth::Keys) -> Router 
         config: config.clone(),
         jobs,
         metrics: metrics.clone(),
+        models: Default::default(),
     };
     let policy = auth::AuthPolicy {
         keys: Arc::new(keys),

@@ -469,11 +469,16 @@ pub async fn delete_model(State(state): State<AppState>, Id(id): Id) -> ApiResul
         )
         .with_details(json!({ "id": id })));
     }
+    let experts = store::models::experts(&state.db, id).await?;
     let mut tx = state.db.begin_write().await?;
     if !store::models::delete(&mut tx, id).await? {
         return Err(ApiError::not_found(ErrorCode::ModelNotFound, "model", id));
     }
     tx.commit().await?;
+    state.models.forget(id);
+    for e in experts {
+        state.models.forget(e.id);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

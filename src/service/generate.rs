@@ -7,7 +7,7 @@ use crate::engine::quench::quench;
 use crate::engine::sampler::{
     self, Chains, Kernel, Plan, Rule, Schedule, SiteOrder, default_betas,
 };
-use crate::engine::{EngineError, Interrupt, Model, Pattern};
+use crate::engine::{EngineError, Interrupt, Pattern};
 use crate::jobs::{Compute, JobContext, JobFailure};
 use crate::store::{self, Db, library::MinimumRow, samples::NewSample};
 use serde::{Deserialize, Serialize};
@@ -142,13 +142,12 @@ fn parse_mask(s: &str) -> Vec<Option<bool>> {
 
 /// Draw samples (pure; runs on a compute pool).
 pub fn generate(
-    model: &Model,
+    kernel: &Kernel,
     p: &SampleParams,
     library: &Library,
     interrupt: &Interrupt,
 ) -> Result<Generated, EngineError> {
-    let n = model.n();
-    let kernel = Kernel::new(model);
+    let n = kernel.n();
     let (per_chain, chains_n) = p.layout();
     let mut chains = match &p.init {
         Start::Random => Chains::random(n, chains_n, p.seed),
@@ -203,7 +202,7 @@ pub fn generate(
     };
     let mut swap_acceptance = None;
     let run = if p.method == SampleMethod::ParallelTempering {
-        let betas = default_betas(&kernel, beta, REPLICAS);
+        let betas = default_betas(kernel, beta, REPLICAS);
         let mut ladder: Vec<Chains> = (0..betas.len())
             .map(|r| {
                 let mut c = if r == 0 {
@@ -221,17 +220,17 @@ pub fn generate(
                 c
             })
             .collect();
-        let t = sampler::temper(&kernel, &betas, &mut ladder, &plan, 1, p.seed, interrupt)?;
+        let t = sampler::temper(kernel, &betas, &mut ladder, &plan, 1, p.seed, interrupt)?;
         swap_acceptance = Some(json!({ "betas": betas, "swap_acceptance": t.swap_acceptance }));
         t.run
     } else {
-        sampler::sample(&kernel, &mut chains, &plan, p.seed, interrupt)?
+        sampler::sample(kernel, &mut chains, &plan, p.seed, interrupt)?
     };
     interrupt.check()?;
     let mut samples = Vec::with_capacity(p.count);
     let mut energies_by_chain: Vec<Vec<f64>> = vec![Vec::new(); chains_n];
     let mut spins = vec![0i8; n];
-    let free: Option<Vec<bool>> = clamp
+    let held: Option<Vec<bool>> = clamp
         .as_ref()
         .map(|m| m.iter().map(|v| v.is_some()).collect());
     for s in run.samples.into_iter() {
@@ -239,7 +238,7 @@ pub fn generate(
             break;
         }
         s.pattern.write_spins(&mut spins);
-        let end = quench(&kernel, &mut spins, free.as_deref());
+        let end = quench(kernel, &mut spins, held.as_deref());
         let minimum_id = library.find(&end.pattern).map(|(id, _)| id);
         if s.chain < chains_n {
             energies_by_chain[s.chain].push(s.energy);
@@ -416,8 +415,10 @@ pub async fn produce(
         .await?
         .ok_or_else(|| JobFailure::Failed(format!("model {} was deleted", p.model_id)))?;
     let library = Library::load(db, p.model_id, model.n()).await?;
-    let task =
-        move || generate(&model, &params, &library, &interrupt).map(|g| (g, library.census_id));
+    let task = move || {
+        generate(&Kernel::new(&model), &params, &library, &interrupt)
+            .map(|g| (g, library.census_id))
+    };
     let out = if interactive {
         compute.run_interactive(task).await
     } else {
@@ -472,7 +473,7 @@ pub fn generate_mixture(
             ..p.clone()
         };
         let g = generate(
-            &mixture.experts[m].model,
+            &mixture.experts[m].kernel,
             &pm,
             &Library::default(),
             interrupt,

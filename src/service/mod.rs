@@ -1,6 +1,7 @@
 //! Application services: what a job of each kind does — load its inputs from the store, run the
 //! engine on the compute pool, write its outputs and its terminal state in one transaction.
 
+pub mod cache;
 pub mod census;
 pub mod evaluation;
 pub mod experts;
