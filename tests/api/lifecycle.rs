@@ -624,3 +624,105 @@ async fn a_stopped_server_resumes_training_from_its_checkpoint() {
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn planted_patterns_are_retrieved_from_cues_with_15_percent_flipped() {
+    let app = TestApp::spawn().await;
+    let mut rng = boundstate::engine::ChainRng::new(128, 0);
+    let n = 128;
+    let planted: Vec<String> = (0..10)
+        .map(|_| {
+            (0..n)
+                .map(|_| if rng.below(2) == 1 { '1' } else { '0' })
+                .collect()
+        })
+        .collect();
+    let (s, d) = app
+        .post(
+            "/v1/datasets",
+            &json!({"name": "planted128", "patterns": planted}),
+        )
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let (_, model, census) = train(
+        &app,
+        json!({"dataset_id": d["id"], "description": {"order": 2}, "method": "pseudolikelihood", "seed": 1}),
+    )
+    .await;
+    let c = wait_job(&app, census.unwrap()).await;
+    assert_eq!(c["status"], "succeeded", "{c}");
+    assert_eq!(c["result"]["method"], "mean_field");
+    // Every planted pattern is a memory of the census.
+    let (_, mem) = app
+        .get(&format!("/v1/models/{model}/minima?kind=memory&limit=1000"))
+        .await;
+    let found: std::collections::HashSet<&str> = mem["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["pattern"].as_str().unwrap())
+        .collect();
+    for p in &planted {
+        assert!(
+            found.contains(p.as_str()),
+            "planted pattern missing from the census"
+        );
+    }
+    // 20 cues per pattern, 15 % of the bits (19 of 128) flipped.
+    let mut cues = Vec::new();
+    let mut targets = Vec::new();
+    for p in &planted {
+        for _ in 0..20 {
+            let mut b: Vec<u8> = p.bytes().collect();
+            let mut flipped = std::collections::BTreeSet::new();
+            while flipped.len() < 19 {
+                flipped.insert(rng.below(n as u64) as usize);
+            }
+            for &a in &flipped {
+                b[a] = if b[a] == b'1' { b'0' } else { b'1' };
+            }
+            cues.push(String::from_utf8(b).unwrap());
+            targets.push(p.clone());
+        }
+    }
+    let (s, r) = app
+        .post(
+            &format!("/v1/models/{model}/retrieve"),
+            &json!({"queries": cues, "seed": 3}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let results = r["results"].as_array().unwrap();
+    let ok = results
+        .iter()
+        .zip(&targets)
+        .filter(|(x, t)| x["verdict"] == "retrieved" && x["completed"] == t.as_str())
+        .count();
+    let rate = ok as f64 / results.len() as f64;
+    eprintln!(
+        "planted N=128: {ok}/{} cues retrieved their pattern",
+        results.len()
+    );
+    assert!(rate >= 0.99, "retrieval rate {rate}");
+    // Cues with every bit random: how often is the verdict `retrieved`?
+    let random: Vec<String> = (0..200)
+        .map(|_| {
+            (0..n)
+                .map(|_| if rng.below(2) == 1 { '1' } else { '0' })
+                .collect()
+        })
+        .collect();
+    let (_, r) = app
+        .post(
+            &format!("/v1/models/{model}/retrieve"),
+            &json!({"queries": random, "seed": 4}),
+        )
+        .await;
+    let mut tally: std::collections::BTreeMap<String, usize> = Default::default();
+    for x in r["results"].as_array().unwrap() {
+        *tally
+            .entry(x["verdict"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    eprintln!("planted N=128, 200 random cues: {tally:?}");
+}
