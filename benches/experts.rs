@@ -186,7 +186,7 @@ struct Planted {
 fn sampled_config() -> TrainingConfig {
     let mut cfg = TrainingConfig::new(Method::Sampled);
     cfg.temperature = T;
-    cfg.max_iterations = 300;
+    cfg.max_iterations = 1000;
     cfg.chains = 256;
     cfg
 }
@@ -221,7 +221,7 @@ fn planted(n: usize, seed: u64) -> Planted {
     let t_experts = t1.elapsed().as_secs_f64();
     println!(
         "\nSingle model: {} iterations, converged {}, max moment error {:.3} ({:.1} s). \
-         Experts: {} experts in {} rounds ({:.1} s); stop: {}",
+         Experts (max_experts 16): {} experts in {} rounds ({:.1} s); stop: {}",
         single.report.iterations,
         single.report.converged,
         single.report.max_moment_error,
@@ -350,7 +350,7 @@ fn digits(seed: u64) {
     let held_single = held_patterns(&single.model, data.patterns(), &all).len();
     println!(
         "\nSingle model ({t_single:.1} s) holds {held_single} of {} distinct patterns as minima. \
-         Experts: {} in {} rounds ({t_experts:.1} s), {} patterns unheld; stop: {}",
+         Experts (max_experts 32): {} in {} rounds ({t_experts:.1} s), {} patterns unheld; stop: {}",
         data.len(),
         experts.experts.len(),
         experts.rounds,
