@@ -186,8 +186,8 @@ struct Planted {
 fn sampled_config() -> TrainingConfig {
     let mut cfg = TrainingConfig::new(Method::Sampled);
     cfg.temperature = T;
-    cfg.max_iterations = 1000;
-    cfg.chains = 256;
+    // Defaults (2000 iterations, tolerance 0.01) except half the persistent chains (time budget).
+    cfg.chains = 512;
     cfg
 }
 
