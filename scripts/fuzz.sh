@@ -19,6 +19,12 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/readyz" > /dev/null &
 # Seed data so that stateful links and ids have something to find.
 curl -sf -X POST -H 'Content-Type: text/plain' --data-binary @examples/data/digits4x4.txt \
   "http://127.0.0.1:$PORT/v1/datasets?name=digits4x4" > /dev/null
+# A trained model with its census, and a landscape, for the model routes.
+curl -sf -X POST -H 'Content-Type: application/json' "http://127.0.0.1:$PORT/v1/training-jobs" \
+  -d '{"dataset_id": 1, "description": {"order": 2}, "method": "exact", "seed": 1}' > /dev/null
+sleep 3
+curl -sf -X POST -H 'Content-Type: application/json' "http://127.0.0.1:$PORT/v1/models/1/landscape" -d '{}' > /dev/null
+sleep 2
 .venv/bin/schemathesis run openapi/openapi.json --url "http://127.0.0.1:$PORT" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --max-time "$MAX_TIME" --workers 2 --suppress-health-check all --continue-on-failure "${@:2}"

@@ -271,3 +271,27 @@ fn grouping_by_quench_partitions_the_patterns() {
         assert!(groups.iter().any(|g| g.contains(&i)));
     }
 }
+
+#[test]
+fn the_expert_cap_holds_from_the_first_split() {
+    let data = planted(4);
+    let set = Arc::new(InteractionSet::order(N, 2, u64::MAX).unwrap());
+    // A parent with no couplings: every pattern is its own minimum (6 groups), cap 2.
+    let flat = boundstate::engine::Model::zeros((*set).clone());
+    let ex = train_experts(
+        &data,
+        set,
+        &config(),
+        &flat,
+        &SplitOptions {
+            min_weight: 0.0,
+            max_experts: 2,
+        },
+        &Interrupt::new(),
+        &NoObserver,
+    )
+    .unwrap();
+    assert!(ex.experts.len() <= 2, "{} experts", ex.experts.len());
+    let covered: usize = ex.experts.iter().map(|e| e.patterns.len()).sum();
+    assert_eq!(covered, 6, "every pattern belongs to an expert");
+}

@@ -232,7 +232,7 @@ pub async fn cancel_job(
     get, path = "/v1/jobs/{id}/events", tag = "jobs",
     params(("id" = i64, Path, description = "Job id")),
     responses(
-        (status = 200, description = "text/event-stream of `state` and `progress` events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "text/event-stream of `state` events (data: the job) and `progress` events (data: its progress), each a JSON object", content_type = "text/event-stream", body = Object),
         (status = 404, body = super::error::ErrorBody)
     )
 )]

@@ -93,7 +93,18 @@ pub fn train_experts(
     let weights = data.weights();
     let all: Vec<usize> = (0..patterns.len()).collect();
     let mut queue: Vec<Vec<usize>> = group_by_quench(parent, patterns, &all);
-    queue.sort_by_key(|g| std::cmp::Reverse(g.len()));
+    // More minima than experts allowed: the heaviest groups keep their own expert, the rest
+    // share the last one.
+    let weight = |g: &Vec<usize>| g.iter().map(|&i| weights[i]).sum::<f64>();
+    queue.sort_by(|a, b| weight(b).total_cmp(&weight(a)));
+    if queue.len() > opts.max_experts.max(1) {
+        let rest: Vec<usize> = queue
+            .drain(opts.max_experts.max(1) - 1..)
+            .flatten()
+            .collect();
+        queue.push(rest);
+    }
+    // Popped from the end: the lightest groups are trained first.
     let mut done: Vec<Expert> = Vec::new();
     let mut rounds = 0usize;
     let mut capped = false;
