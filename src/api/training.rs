@@ -204,12 +204,14 @@ pub async fn create_training_job(
                 "`projection` truncates the full description to a reduced one: give description {\"order\": k} or interactions",
             ));
         }
-        Method::Full | Method::Projection if n > crate::engine::interactions::FULL_MAX_SPINS => {
+        Method::Full | Method::Projection
+            if n > crate::engine::interactions::FULL_MAX_SPINS.min(cfg.exact_max_spins) =>
+        {
             return Err(unprocessable(
                 "method",
                 format!(
-                    "the full description needs N ≤ {}, the dataset has N = {n}; use `exact`, `pseudolikelihood` or `sampled`",
-                    crate::engine::interactions::FULL_MAX_SPINS
+                    "the full description (2^N couplings) needs N ≤ {} (BOUNDSTATE_EXACT_MAX_SPINS), the dataset has N = {n}; use `exact`, `pseudolikelihood` or `sampled`",
+                    crate::engine::interactions::FULL_MAX_SPINS.min(cfg.exact_max_spins)
                 ),
             ));
         }
