@@ -592,6 +592,30 @@ pub struct RetrievalInputs {
     pub opts: crate::engine::retrieve::RetrievalOptions,
 }
 
+/// Temperature, sweeps (default 20), restarts (default 8) and clamp_known (default: half the
+/// sweeps) of a retrieval, checked.
+fn retrieval_spec(
+    temperature: f64,
+    sweeps: Option<usize>,
+    restarts: Option<usize>,
+    clamp_known: Option<ClampKnown>,
+) -> ApiResult<RetrievalSpec> {
+    check_temperature(temperature, "temperature")?;
+    let sweeps = range(sweeps.unwrap_or(20), "sweeps", 0, 100_000)?;
+    let restarts = range(restarts.unwrap_or(8), "restarts", 1, 1024)?;
+    let clamp_known_sweeps = match clamp_known.unwrap_or(ClampKnown::Flag(true)) {
+        ClampKnown::Flag(true) => sweeps / 2,
+        ClampKnown::Flag(false) => 0,
+        ClampKnown::Sweeps(k) => range(k, "clamp_known", 0, sweeps)?,
+    };
+    Ok(RetrievalSpec {
+        temperature,
+        sweeps,
+        restarts,
+        clamp_known_sweeps,
+    })
+}
+
 /// Parse and check a retrieve request against a model of N spins.
 pub fn retrieval_inputs(
     state: &AppState,
@@ -619,15 +643,13 @@ pub fn retrieval_inputs(
             ));
         }
     };
-    let t = r.temperature.unwrap_or(model_t);
-    check_temperature(t, "temperature")?;
-    let sweeps = range(r.sweeps.unwrap_or(20), "sweeps", 0, 100_000)?;
-    let restarts = range(r.restarts.unwrap_or(8), "restarts", 1, 1024)?;
-    let clamp = match r.clamp_known.unwrap_or(ClampKnown::Flag(true)) {
-        ClampKnown::Flag(true) => sweeps / 2,
-        ClampKnown::Flag(false) => 0,
-        ClampKnown::Sweeps(k) => range(k, "clamp_known", 0, sweeps)?,
-    };
+    let spec = retrieval_spec(
+        r.temperature.unwrap_or(model_t),
+        r.sweeps,
+        r.restarts,
+        r.clamp_known,
+    )?;
+    let (sweeps, restarts) = (spec.sweeps, spec.restarts);
     let mut queries = Vec::with_capacity(raw.len());
     for (field, v) in raw {
         let (p, known) = parse_query(v, n, &field, r.encoding)?;
@@ -659,13 +681,7 @@ pub fn retrieval_inputs(
     }
     Ok(RetrievalInputs {
         queries,
-        opts: crate::engine::retrieve::RetrievalOptions {
-            temperature: t,
-            sweeps,
-            restarts,
-            clamp_known_sweeps: clamp,
-            seed: r.seed.unwrap_or_else(|| rand::random::<u64>() >> 11),
-        },
+        opts: spec.options(r.seed.unwrap_or_else(|| rand::random::<u64>() >> 11)),
     })
 }
 
@@ -936,15 +952,13 @@ pub async fn evaluate_retrieval(
     let cues = range(r.cues_per_pattern.unwrap_or(5), "cues_per_pattern", 1, 1000)?;
     let m = ds.n_distinct as usize;
     let max_patterns = range(r.max_patterns.unwrap_or(m), "max_patterns", 1, usize::MAX)?;
-    let t = r.temperature.unwrap_or(row.temperature);
-    check_temperature(t, "temperature")?;
-    let sweeps = range(r.sweeps.unwrap_or(20), "sweeps", 0, 100_000)?;
-    let restarts = range(r.restarts.unwrap_or(8), "restarts", 1, 1024)?;
-    let clamp = match r.clamp_known.unwrap_or(ClampKnown::Flag(true)) {
-        ClampKnown::Flag(true) => sweeps / 2,
-        ClampKnown::Flag(false) => 0,
-        ClampKnown::Sweeps(k) => range(k, "clamp_known", 0, sweeps)?,
-    };
+    let retrieval = retrieval_spec(
+        r.temperature.unwrap_or(row.temperature),
+        r.sweeps,
+        r.restarts,
+        r.clamp_known,
+    )?;
+    let (sweeps, restarts) = (retrieval.sweeps, retrieval.restarts);
     let seed = r.seed.unwrap_or_else(|| rand::random::<u64>() >> 11);
     let patterns = crate::service::evaluation::choose_patterns(m, max_patterns, seed);
     let mixture = row.kind == "mixture";
@@ -977,12 +991,7 @@ pub async fn evaluate_retrieval(
             seed,
         },
         patterns,
-        retrieval: RetrievalSpec {
-            temperature: t,
-            sweeps,
-            restarts,
-            clamp_known_sweeps: clamp,
-        },
+        retrieval,
         gating: r.gating.unwrap_or_default(),
     };
     if work > state.config.sync_work_budget as u128 {
