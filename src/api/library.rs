@@ -526,6 +526,8 @@ pub async fn get_landscape_svg(
     Id(id): Id,
 ) -> ApiResult<impl IntoResponse> {
     let row = latest_landscape(&state, id).await?;
-    let svg = crate::service::census::landscape_svg(&row.result, id).map_err(ApiError::internal)?;
+    let model = fetch(&state, id).await?;
+    let svg =
+        crate::service::census::landscape_svg(&row.result, &model).map_err(ApiError::internal)?;
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg))
 }

@@ -224,7 +224,26 @@ pub async fn run_landscape(ctx: JobContext) -> Result<(), JobFailure> {
 }
 
 /// The SVG of a stored landscape.
-pub fn landscape_svg(result: &str, model_id: i64) -> Result<String, serde_json::Error> {
+pub fn landscape_svg(result: &str, model: &ModelRow) -> Result<String, serde_json::Error> {
     let l: census::Landscape = serde_json::from_str(result)?;
-    Ok(plot::landscape_svg(&l, &format!("model {model_id}")))
+    let description = match model.model_order {
+        Some(k) if model.description == "order" => format!("order {k}"),
+        _ => model.description.clone(),
+    };
+    let how = if description == model.method {
+        description
+    } else {
+        format!("{}, {description}", model.method)
+    };
+    let title = format!(
+        "model {}{} — {how}, N = {}",
+        model.id,
+        model
+            .name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+        model.n_spins
+    );
+    Ok(plot::landscape_svg(&l, &title))
 }
