@@ -128,6 +128,17 @@ impl ApiError {
         .with_details(json!({ "field": field }))
     }
 
+    /// 422 `work_limit_exceeded`: `what` (a formula in request fields) came to `work` spin
+    /// updates, above `cap` (named by `setting`); `field` is the one to lower.
+    pub fn work_limit(what: &str, work: u128, cap: u64, setting: &str, field: &str) -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::WorkLimitExceeded,
+            format!("{what} = {work} spin updates exceeds the cap of {cap} ({setting})"),
+        )
+        .with_details(json!({ "field": field, "work": work as f64, "cap": cap }))
+    }
+
     pub fn invalid_query(param: impl Into<String>, message: impl Into<String>) -> Self {
         let param = param.into();
         let message = message.into();
@@ -241,4 +252,15 @@ pub fn error_for_status(status: StatusCode) -> ApiError {
             s.canonical_reason().unwrap_or("bad request"),
         ),
     }
+}
+
+/// `v` within [lo, hi], or 422 naming the field.
+pub fn in_range(v: usize, field: &str, lo: usize, hi: usize) -> ApiResult<usize> {
+    if v < lo || v > hi {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("must be between {lo} and {hi}, got {v}"),
+        ));
+    }
+    Ok(v)
 }

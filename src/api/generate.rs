@@ -24,24 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-fn work_limit(what: &str, work: u128, cap: u64, field: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        ErrorCode::WorkLimitExceeded,
-        format!("{what} = {work} spin updates exceeds the cap of {cap} (BOUNDSTATE_MAX_WORK)"),
-    )
-    .with_details(json!({ "field": field, "work": work as f64, "cap": cap }))
-}
-
-fn range(v: usize, field: &str, lo: usize, hi: usize) -> ApiResult<usize> {
-    if v < lo || v > hi {
-        return Err(ApiError::invalid_field(
-            field,
-            format!("must be between {lo} and {hi}, got {v}"),
-        ));
-    }
-    Ok(v)
-}
+use super::error::in_range as range;
 
 /// A generation request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -231,10 +214,11 @@ pub async fn create_samples(
     let work = p.work(n);
     let cfg = &state.config;
     if work > cfg.max_work as u128 {
-        return Err(work_limit(
+        return Err(ApiError::work_limit(
             "chains × (burn_in + sweeps) × N",
             work,
             cfg.max_work,
+            "BOUNDSTATE_MAX_WORK",
             "count",
         ));
     }
@@ -669,15 +653,13 @@ pub fn retrieval_inputs(
     }
     let work = queries.len() as u128 * restarts as u128 * (sweeps as u128 + 1) * n as u128;
     if work > state.config.sync_work_budget as u128 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::WorkLimitExceeded,
-            format!(
-                "queries × restarts × (sweeps + 1) × N = {work} exceeds the synchronous budget of {} (BOUNDSTATE_SYNC_WORK_BUDGET); send fewer queries per request",
-                state.config.sync_work_budget
-            ),
-        )
-        .with_details(json!({ "field": "queries", "work": work as f64 })));
+        return Err(ApiError::work_limit(
+            "queries × restarts × (sweeps + 1) × N (send fewer queries per request)",
+            work,
+            state.config.sync_work_budget,
+            "BOUNDSTATE_SYNC_WORK_BUDGET",
+            "queries",
+        ));
     }
     Ok(RetrievalInputs {
         queries,
@@ -969,10 +951,11 @@ pub async fn evaluate_retrieval(
         * n as u128
         * if mixture { 2 } else { 1 };
     if work > state.config.max_work as u128 {
-        return Err(work_limit(
+        return Err(ApiError::work_limit(
             "patterns × cues × restarts × (sweeps + 1) × N",
             work,
             state.config.max_work,
+            "BOUNDSTATE_MAX_WORK",
             "max_patterns",
         ));
     }
@@ -1030,7 +1013,7 @@ async fn retrieve_mixture(
 ) -> ApiResult<RetrieveResponse> {
     let n = row.n_spins as usize;
     let inputs = retrieval_inputs(state, &r, n, row.temperature)?;
-    let mixture = crate::service::experts::Mixture::load(&state.db, &row)
+    let mixture = crate::service::experts::Mixture::load(&state.db, state.jobs.compute(), &row)
         .await
         .map_err(failure)?;
     if let Some(e) = r.expert

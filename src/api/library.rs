@@ -3,7 +3,7 @@
 //! `GET /v1/models/{id}/landscape.svg`.
 
 use super::AppState;
-use super::error::{ApiError, ApiResult, ErrorCode};
+use super::error::{ApiError, ApiResult, ErrorCode, in_range};
 use super::extract::{Id, OptionalJsonBody, QueryParams, parse_id};
 use super::jobs::{JobDto, JobKind, Submission, submit};
 use super::models::{check_temperature, fetch};
@@ -86,38 +86,34 @@ pub async fn create_census(
         p.method = m;
         p.check_by_sampling = false;
     }
-    for (v, field, hi) in [
-        (r.random_starts, "random_starts", 100_000),
-        (r.sampling_chains, "sampling_chains", 10_000),
-        (r.sampling_sweeps, "sampling_sweeps", 1_000_000),
-    ] {
-        if let Some(x) = v
-            && (x > hi || (x == 0 && field != "random_starts"))
-        {
-            return Err(ApiError::invalid_field(
-                field,
-                format!(
-                    "must be between {} and {hi}, got {x}",
-                    (field != "random_starts") as u8
-                ),
-            ));
-        }
-    }
-    p.random_starts = r.random_starts.unwrap_or(p.random_starts);
-    p.sampling_chains = r.sampling_chains.unwrap_or(p.sampling_chains);
-    p.sampling_sweeps = r.sampling_sweeps.unwrap_or(p.sampling_sweeps);
+    p.random_starts = in_range(
+        r.random_starts.unwrap_or(p.random_starts),
+        "random_starts",
+        0,
+        100_000,
+    )?;
+    p.sampling_chains = in_range(
+        r.sampling_chains.unwrap_or(p.sampling_chains),
+        "sampling_chains",
+        1,
+        10_000,
+    )?;
+    p.sampling_sweeps = in_range(
+        r.sampling_sweeps.unwrap_or(p.sampling_sweeps),
+        "sampling_sweeps",
+        1,
+        1_000_000,
+    )?;
     let work = (p.sampling_chains as u128) * (p.sampling_sweeps as u128) * (n as u128)
         + (p.random_starts as u128) * (n as u128) * (n as u128);
     if work > state.config.max_work as u128 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::WorkLimitExceeded,
-            format!(
-                "sampling_chains × sampling_sweeps × N + random_starts × N² = {work} exceeds the cap of {} (BOUNDSTATE_MAX_WORK)",
-                state.config.max_work
-            ),
-        )
-        .with_details(json!({ "field": "sampling_sweeps" })));
+        return Err(ApiError::work_limit(
+            "sampling_chains × sampling_sweeps × N + random_starts × N²",
+            work,
+            state.config.max_work,
+            "BOUNDSTATE_MAX_WORK",
+            "sampling_sweeps",
+        ));
     }
     let params = serde_json::to_value(&p).map_err(ApiError::internal)?;
     submit(
@@ -438,13 +434,7 @@ pub async fn create_landscape(
             format!("must be above t_min = {t_min}, got {t_max}"),
         ));
     }
-    let steps = r.steps.unwrap_or(25);
-    if !(2..=200).contains(&steps) {
-        return Err(ApiError::invalid_field(
-            "steps",
-            format!("must be between 2 and 200, got {steps}"),
-        ));
-    }
+    let steps = in_range(r.steps.unwrap_or(25), "steps", 2, 200)?;
     let n = row.n_spins as usize;
     let exact_max = state.config.exact_max_spins;
     let method = r.method.unwrap_or(if n <= exact_max {

@@ -96,13 +96,9 @@ fn positive(v: Option<f64>, field: &str) -> ApiResult<()> {
 }
 
 fn in_range(v: Option<usize>, field: &str, lo: usize, hi: usize) -> ApiResult<()> {
-    match v {
-        Some(x) if x < lo || x > hi => Err(ApiError::invalid_field(
-            field,
-            format!("must be between {lo} and {hi}, got {x}"),
-        )),
-        _ => Ok(()),
-    }
+    v.map_or(Ok(()), |x| {
+        super::error::in_range(x, field, lo, hi).map(drop)
+    })
 }
 
 fn unprocessable(field: &str, message: String) -> ApiError {
@@ -183,10 +179,9 @@ pub async fn create_training_job(
     } else {
         Method::Sampled
     });
-    // Validate the description by building it (cheap next to training; errors name the field).
-    let set = r
-        .description
-        .build(n, cfg.max_couplings)
+    // Validate the description (errors name the field).
+    r.description
+        .check(n, cfg.max_couplings)
         .map_err(|e| match e {
             EngineError::Invalid { field, message } => ApiError::invalid_field(field, message),
             other => other.into(),
@@ -271,18 +266,15 @@ pub async fn create_training_job(
             * (params.sweeps_per_step as u128)
             * (n as u128);
         if work > cfg.max_work as u128 {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ErrorCode::WorkLimitExceeded,
-                format!(
-                    "max_iterations × chains × sweeps_per_step × N = {work} spin updates exceeds the cap of {} (BOUNDSTATE_MAX_WORK)",
-                    cfg.max_work
-                ),
-            )
-            .with_details(json!({ "field": "max_iterations", "work": work as f64, "max_work": cfg.max_work })));
+            return Err(ApiError::work_limit(
+                "max_iterations × chains × sweeps_per_step × N",
+                work,
+                cfg.max_work,
+                "BOUNDSTATE_MAX_WORK",
+                "max_iterations",
+            ));
         }
     }
-    drop(set);
     let value = serde_json::to_value(&params).map_err(ApiError::internal)?;
     submit(
         &state,

@@ -95,7 +95,7 @@ pub async fn evaluate(
     let training_set: HashSet<Pattern> = training.iter().cloned().collect();
     let params = p.clone();
     if row.kind == "mixture" {
-        let mixture = Mixture::load(db, &row).await?;
+        let mixture = Mixture::load(db, compute, &row).await?;
         let parent_id = row.parent_id.or_else(|| mixture.parent_id());
         let parent = match parent_id {
             Some(pid) => Some((

@@ -7,8 +7,8 @@ use super::training::TrainingParams;
 use crate::api::generate::Gating;
 use crate::engine::experts::{Normaliser, SplitOptions, gate_scores, train_experts};
 use crate::engine::sampler::Kernel;
-use crate::engine::{EngineError, Interrupt, Model, Pattern};
-use crate::jobs::{JobContext, JobFailure};
+use crate::engine::{EngineError, Interrupt, Pattern};
+use crate::jobs::{Compute, JobContext, JobFailure};
 use crate::store::{self, Db, models::ModelRow, models::NewModel};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -234,7 +234,6 @@ pub async fn run(ctx: JobContext) -> Result<(), JobFailure> {
 /// One expert of a stored mixture.
 pub struct MixExpert {
     pub id: i64,
-    pub model: Model,
     pub kernel: Kernel,
     pub share: f64,
     pub normaliser: Normaliser,
@@ -249,9 +248,10 @@ pub struct Mixture {
 }
 
 impl Mixture {
-    pub async fn load(db: &Db, row: &ModelRow) -> Result<Self, JobFailure> {
+    /// Load a mixture's experts; their kernels are built on the interactive compute pool.
+    pub async fn load(db: &Db, compute: &Compute, row: &ModelRow) -> Result<Self, JobFailure> {
         let report: Value = serde_json::from_str(&row.report).unwrap_or(Value::Null);
-        let mut experts = Vec::new();
+        let mut loaded = Vec::new();
         for e in store::models::experts(db, row.id).await? {
             let model = store::models::load(db, e.id)
                 .await?
@@ -263,14 +263,21 @@ impl Mixture {
             } else {
                 Normaliser::Minimum(log_z)
             };
-            experts.push(MixExpert {
-                id: e.id,
-                kernel: Kernel::new(&model),
-                model,
-                share: r["share"].as_f64().unwrap_or(0.0),
-                normaliser,
-            });
+            loaded.push((e.id, model, r["share"].as_f64().unwrap_or(0.0), normaliser));
         }
+        let experts: Vec<MixExpert> = compute
+            .run_interactive(move || {
+                loaded
+                    .into_iter()
+                    .map(|(id, model, share, normaliser)| MixExpert {
+                        id,
+                        kernel: Kernel::new(&model),
+                        share,
+                        normaliser,
+                    })
+                    .collect()
+            })
+            .await?;
         if experts.is_empty() {
             return Err(JobFailure::Failed(format!(
                 "mixture {} has no experts",

@@ -402,7 +402,7 @@ pub async fn produce(
         .ok_or_else(|| JobFailure::Failed(format!("model {} was deleted", p.model_id)))?;
     let params = p.clone();
     if row.kind == "mixture" {
-        let mixture = Mixture::load(db, &row).await?;
+        let mixture = Mixture::load(db, compute, &row).await?;
         let task = move || generate_mixture(&mixture, &params, &interrupt).map(|g| (g, None));
         let out = if interactive {
             compute.run_interactive(task).await

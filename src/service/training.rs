@@ -33,6 +33,36 @@ impl DescriptionSpec {
         self.full == Some(true)
     }
 
+    /// Validate against N spins without enumerating an order-k or full set (cheap enough for a
+    /// request handler); a custom list is built, its cost bounded by the request body.
+    pub fn check(&self, n: usize, max_couplings: u64) -> Result<(), EngineError> {
+        match (self.order, self.full, &self.interactions) {
+            (Some(k), None, None) if k >= 1 && k <= n => {
+                match crate::engine::interactions::count_order(n, k) {
+                    Some(c) if c <= max_couplings => Ok(()),
+                    c => Err(EngineError::invalid(
+                        "description.order",
+                        format!(
+                            "order {k} over N = {n} has {} couplings, above the limit of {max_couplings}",
+                            c.map_or("too many".to_string(), |c| c.to_string())
+                        ),
+                    )),
+                }
+            }
+            (None, Some(true), None) if n <= crate::engine::interactions::FULL_MAX_SPINS => {
+                if (1u64 << n) > max_couplings.saturating_add(1) {
+                    Err(EngineError::invalid(
+                        "description.full",
+                        format!("2^{n} couplings exceed the limit of {max_couplings}"),
+                    ))
+                } else {
+                    Ok(())
+                }
+            }
+            _ => self.build(n, max_couplings).map(drop),
+        }
+    }
+
     /// The interaction set over N spins; errors name `description.*`.
     pub fn build(&self, n: usize, max_couplings: u64) -> Result<InteractionSet, EngineError> {
         let field = |f: &str, e: EngineError| match e {
