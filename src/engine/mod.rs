@@ -17,6 +17,7 @@ pub mod quench;
 pub mod retrieve;
 pub mod rng;
 pub mod sampler;
+pub mod simd;
 pub mod spins;
 pub mod train;
 pub mod wht;

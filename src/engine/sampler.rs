@@ -15,101 +15,76 @@ use super::EngineError;
 use super::control::{Interrupt, SPIN_FLIP_ATTEMPTS};
 use super::model::Model;
 use super::rng::ChainRng;
+use super::simd::simd_dispatch;
 use super::spins::Pattern;
 use rayon::prelude::*;
 
-/// Above this value of β·ΔE an uphill move is rejected without evaluating the exponential:
-/// e^{−40} ≈ 4·10^{−18} is below the resolution 2^{−53} of the uniform deviates.
-const EXP_CUTOFF: f64 = 40.0;
-
-/// 2^{j/64}, j = 0 … 63 (correctly rounded).
-#[rustfmt::skip]
-static EXP2_64THS: [f64; 64] = [
-    1.0,
-    1.0108892860517005,
-    1.0218971486541166,
-    1.0330248790212284,
-    1.0442737824274138,
-    1.0556451783605572,
-    1.0671404006768237,
-    1.0787607977571199,
-    1.0905077326652577,
-    1.102382583307841,
-    1.1143867425958924,
-    1.1265216186082418,
-    1.1387886347566916,
-    1.1511892299529827,
-    1.1637248587775775,
-    1.1763969916502812,
-    1.189207115002721,
-    1.202156731452703,
-    1.215247359980469,
-    1.22848053610687,
-    1.241857812073484,
-    1.255380757024691,
-    1.2690509571917332,
-    1.2828700160787783,
-    1.2968395546510096,
-    1.3109612115247644,
-    1.3252366431597413,
-    1.339667524053303,
-    1.3542555469368927,
-    1.3690024229745905,
-    1.383909881963832,
-    1.3989796725383112,
-    std::f64::consts::SQRT_2,
-    1.42961333839197,
-    1.4451808069770467,
-    1.460917794180647,
-    1.4768261459394993,
-    1.4929077282912648,
-    1.5091644275934228,
-    1.5255981507445384,
-    1.5422108254079407,
-    1.559004400237837,
-    1.5759808451078865,
-    1.593142151342267,
-    1.6104903319492543,
-    1.6280274218573478,
-    1.645755478153965,
-    1.6636765803267364,
-    1.681792830507429,
-    1.7001063537185235,
-    1.718619298122478,
-    1.7373338352737062,
-    1.7562521603732995,
-    1.7753764925265212,
-    1.7947090750031072,
-    1.8142521755003989,
-    1.8340080864093424,
-    1.8539791250833855,
-    1.8741676341103,
-    1.8945759815869656,
-    1.9152065613971474,
-    1.9360617934922943,
-    1.9571441241754002,
-    1.978456026387951
-,
-];
-
-/// e^x for |x| ≤ 700, within 2 ulp of the exact value, inlined and free of library calls (the
-/// acceptance test runs it on almost every attempt): x = (64 m + j) ln2/64 + r with |r| ≤ ln2/128,
-/// e^x = 2^m · 2^{j/64} · P(r), P the degree-5 Taylor polynomial (remainder < r^6/720 ≈ 4·10^{-17}).
+/// ln x for a positive normal x, branch-free so that a loop over a slice vectorises: x = 2^k m
+/// with m ∈ [√½, √2), ln m = 2 atanh s = 2 Σ_i s^{2i+1}/(2i+1), s = (m − 1)/(m + 1), |s| ≤ 0.172;
+/// the series stops at s^{21} (remainder < 10^{−17} relative).
 #[inline(always)]
-fn exp_fast(x: f64) -> f64 {
-    const INV_LN2_64: f64 = 92.33248261689366;
-    const LN2_64_HI: f64 = 0.010830424260348082; // 25 significant bits: k · HI is exact
-    const LN2_64_LO: f64 = 4.3590106387089914e-10;
-    const ROUND: f64 = 6755399441055744.0; // 1.5 · 2^52: adding it rounds to an integer
-    let t = x * INV_LN2_64 + ROUND;
-    let kf = t - ROUND;
-    let k = (t.to_bits() as i64).wrapping_sub(ROUND.to_bits() as i64);
-    let j = (k & 63) as usize;
-    let m = k >> 6;
-    let r = (x - kf * LN2_64_HI) - kf * LN2_64_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0)))));
-    let scale = f64::from_bits(((m + 1023) as u64) << 52);
-    EXP2_64THS[j] * scale * p
+pub(crate) fn ln_fast(x: f64) -> f64 {
+    const SQRT_HALF_BITS: u64 = 0x3FE6_A09E_667F_3BCD;
+    const MAGIC: f64 = 6755399441055744.0; // 1.5 · 2^52: k + MAGIC has k in its low bits
+    const LN2_HI: f64 = 0.693_147_180_369_123_8; // 33 significant bits: k · HI is exact
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    let bits = x.to_bits();
+    let k = (bits.wrapping_sub(SQRT_HALF_BITS) as i64) >> 52;
+    let m = f64::from_bits(bits.wrapping_sub((k as u64) << 52));
+    // k as f64 without an integer-to-float conversion (which baseline vector units lack).
+    let kf = f64::from_bits(MAGIC.to_bits().wrapping_add(k as u64)) - MAGIC;
+    let s = (m - 1.0) / (m + 1.0);
+    let z = s * s;
+    let p = 2.0
+        + z * (2.0 / 3.0
+            + z * (2.0 / 5.0
+                + z * (2.0 / 7.0
+                    + z * (2.0 / 9.0
+                        + z * (2.0 / 11.0
+                            + z * (2.0 / 13.0
+                                + z * (2.0 / 15.0
+                                    + z * (2.0 / 17.0 + z * (2.0 / 19.0 + z * (2.0 / 21.0))))))))));
+    kf * LN2_HI + (kf * LN2_LO + s * p)
+}
+
+/// Draw the acceptance thresholds of one sweep (one uniform deviate u per attempt, in order): a
+/// flip with energy change ΔE is taken iff
+/// - Metropolis: β ΔE ≤ −ln u, u ∈ (0, 1] (an exponential variate), so P = min(1, e^{−βΔE});
+/// - heat bath: β ΔE < ln((1 − u)/u), u ∈ (0, 1) (a logistic variate), so P = 1/(1 + e^{βΔE}).
+///
+/// The logarithms do not depend on the state of the chain, so they are computed for the whole
+/// sweep in one vectorised pass, and each attempt is one multiply and one comparison instead of
+/// an exponential on the critical path.
+#[inline(always)]
+fn fill_thresholds<const METROPOLIS: bool>(rng: &mut ChainRng, thr: &mut [f64]) {
+    const ULP: f64 = 1.0 / (1u64 << 53) as f64;
+    for t in thr.iter_mut() {
+        let k = (rng.next_u64() >> 11) as f64;
+        *t = if METROPOLIS {
+            (k + 1.0) * ULP
+        } else {
+            (k + 0.5) * ULP
+        };
+    }
+    if METROPOLIS {
+        for t in thr.iter_mut() {
+            *t = -ln_fast(*t);
+        }
+    } else {
+        for t in thr.iter_mut() {
+            *t = ln_fast((1.0 - *t) / *t);
+        }
+    }
+}
+
+/// Whether a flip with energy change `de` is taken, given its threshold (see [`fill_thresholds`]).
+#[inline(always)]
+fn accept<const METROPOLIS: bool>(de: f64, beta: f64, threshold: f64) -> bool {
+    if METROPOLIS {
+        beta * de <= threshold
+    } else {
+        beta * de < threshold
+    }
 }
 
 /// How often (in sweeps) a chain looks at the interrupt flag.
@@ -640,6 +615,8 @@ pub(crate) struct ChainState<'a> {
     pub(crate) free: Vec<u32>,
     /// Clamped sites (used by the lock-step sweep of a block of chains).
     mask: Vec<bool>,
+    /// The acceptance thresholds of the current sweep (scratch, n entries).
+    thr: Vec<f64>,
     pub(crate) attempts: u64,
     pub(crate) accepted: u64,
 }
@@ -662,6 +639,7 @@ impl<'a> ChainState<'a> {
             energy,
             free,
             mask: clamped.to_vec(),
+            thr: vec![0.0; kernel.n],
             attempts: 0,
             accepted: 0,
         }
@@ -740,43 +718,37 @@ impl<'a> ChainState<'a> {
             Couplings::Dense { coupling, .. } => {
                 let n = kernel.n;
                 let m = self.free.len();
-                let mut accepted = 0u64;
                 let mut energy = self.energy;
-                let spins = &mut *self.spins;
-                let h = &mut self.h[..n];
-                for k in 0..m {
-                    let a = if RANDOM {
-                        self.free[rng.below(m as u64) as usize] as usize
-                    } else {
-                        self.free[k] as usize
-                    };
-                    let s = spins[a];
-                    let de = 2.0 * s as f64 * h[a];
-                    if accept::<METROPOLIS>(de, beta, rng) {
-                        spins[a] = -s;
-                        energy += de;
-                        accepted += 1;
-                        let c = -2.0 * s as f64;
-                        let row = &coupling[a * n..(a + 1) * n];
-                        for (hb, &w) in h.iter_mut().zip(row) {
-                            *hb += c * w;
-                        }
-                    }
-                }
+                let accepted = dense_sweep::<METROPOLIS, RANDOM>(
+                    coupling,
+                    &self.free,
+                    self.spins,
+                    &mut self.h[..n],
+                    &mut energy,
+                    &mut self.thr,
+                    beta,
+                    rng,
+                );
                 self.energy = energy;
                 self.accepted += accepted;
                 self.attempts += m as u64;
             }
             Couplings::General { .. } => {
                 let m = self.free.len();
+                let count = if RANDOM { m } else { kernel.n };
+                fill_thresholds::<METROPOLIS>(rng, &mut self.thr[..count]);
                 for k in 0..m {
-                    let a = if RANDOM {
-                        self.free[rng.below(m as u64) as usize] as usize
+                    let (a, t) = if RANDOM {
+                        (
+                            self.free[rng.below(m as u64) as usize] as usize,
+                            self.thr[k],
+                        )
                     } else {
-                        self.free[k] as usize
+                        let a = self.free[k] as usize;
+                        (a, self.thr[a])
                     };
                     let de = 2.0 * self.spins[a] as f64 * self.h[a];
-                    if accept::<METROPOLIS>(de, beta, rng) {
+                    if accept::<METROPOLIS>(de, beta, t) {
                         kernel.flip(self.spins, &mut self.h, a);
                         self.energy += de;
                         self.accepted += 1;
@@ -797,23 +769,61 @@ impl<'a> ChainState<'a> {
     }
 }
 
-/// Whether a proposed flip with energy change `de` is taken at inverse temperature β.
+simd_dispatch! {
+    fn dense_sweep / dense_sweep_at <const METROPOLIS: bool, const RANDOM: bool>(
+        coupling: &[f64],
+        free: &[u32],
+        spins: &mut [i8],
+        h: &mut [f64],
+        energy: &mut f64,
+        thr: &mut [f64],
+        beta: f64,
+        rng: &mut ChainRng,
+    ) -> u64 = dense_sweep_impl;
+}
+
+/// One sweep of one chain on the dense kernel: `free.len()` attempts; returns the number taken.
+/// `thr` (n entries) is scratch for the thresholds: a sequential sweep draws one per site (clamped
+/// ones too, so the stream does not depend on the clamps' positions), a random one per attempt.
 #[inline(always)]
-fn accept<const METROPOLIS: bool>(de: f64, beta: f64, rng: &mut ChainRng) -> bool {
-    if METROPOLIS {
-        if de <= 0.0 {
-            return true;
+#[allow(clippy::too_many_arguments)]
+fn dense_sweep_impl<const METROPOLIS: bool, const RANDOM: bool>(
+    coupling: &[f64],
+    free: &[u32],
+    spins: &mut [i8],
+    h: &mut [f64],
+    energy: &mut f64,
+    thr: &mut [f64],
+    beta: f64,
+    rng: &mut ChainRng,
+) -> u64 {
+    let n = h.len();
+    let m = free.len();
+    let mut accepted = 0u64;
+    let mut e = *energy;
+    fill_thresholds::<METROPOLIS>(rng, &mut thr[..if RANDOM { m } else { n }]);
+    for k in 0..m {
+        let (a, t) = if RANDOM {
+            (free[rng.below(m as u64) as usize] as usize, thr[k])
+        } else {
+            let a = free[k] as usize;
+            (a, thr[a])
+        };
+        let s = spins[a];
+        let de = 2.0 * s as f64 * h[a];
+        if accept::<METROPOLIS>(de, beta, t) {
+            spins[a] = -s;
+            e += de;
+            accepted += 1;
+            let c = -2.0 * s as f64;
+            let row = &coupling[a * n..(a + 1) * n];
+            for (hb, &w) in h.iter_mut().zip(row) {
+                *hb += c * w;
+            }
         }
-        let x = beta * de;
-        let u = rng.next_f64();
-        x < EXP_CUTOFF && u < exp_fast(-x)
-    } else {
-        // P(flip) = 1 / (1 + e^{x}); for x > cutoff it is below 2^{-53}.
-        let x = beta * de;
-        let u = rng.next_f64();
-        // Below −cutoff, 1 + e^x rounds to 1: clamping changes nothing.
-        x < EXP_CUTOFF && u * (1.0 + exp_fast(x.max(-EXP_CUTOFF))) < 1.0
     }
+    *energy = e;
+    accepted
 }
 
 fn check_chains(kernel: &Kernel, chains: &Chains, field: &str) -> Result<(), EngineError> {
@@ -929,10 +939,19 @@ pub(crate) fn sweep_lockstep(
     }
 }
 
+simd_dispatch! {
+    fn lockstep_with / lockstep_at <const METROPOLIS: bool>(
+        kernel: &Kernel,
+        states: &mut [ChainState<'_>],
+        rngs: &mut [ChainRng],
+        beta: f64,
+    ) -> () = lockstep_impl;
+}
+
 #[inline(always)]
-fn lockstep_with<const METROPOLIS: bool>(
+fn lockstep_impl<const METROPOLIS: bool>(
     kernel: &Kernel,
-    states: &mut [ChainState],
+    states: &mut [ChainState<'_>],
     rngs: &mut [ChainRng],
     beta: f64,
 ) {
@@ -940,19 +959,20 @@ fn lockstep_with<const METROPOLIS: bool>(
         unreachable!("lock-step sweeps are for the dense kernel")
     };
     let n = kernel.n;
-    for st in states.iter_mut() {
+    for (st, rng) in states.iter_mut().zip(rngs.iter_mut()) {
         st.attempts += st.free.len() as u64;
+        fill_thresholds::<METROPOLIS>(rng, &mut st.thr[..n]);
     }
     for a in 0..n {
         let row = &coupling[a * n..(a + 1) * n];
-        for (st, rng) in states.iter_mut().zip(rngs.iter_mut()) {
+        for st in states.iter_mut() {
             if st.mask[a] {
                 continue;
             }
             let s = st.spins[a];
             let h = &mut st.h[..n];
             let de = 2.0 * s as f64 * h[a];
-            if accept::<METROPOLIS>(de, beta, rng) {
+            if accept::<METROPOLIS>(de, beta, st.thr[a]) {
                 st.spins[a] = -s;
                 st.energy += de;
                 st.accepted += 1;
@@ -1173,6 +1193,82 @@ mod tests {
         Model::new(set, j, 0.3).unwrap()
     }
 
+    /// Every vector level the CPU has takes the same path, bit for bit (same flips, same fields,
+    /// same energy), single-chain and lock-step, Metropolis and heat bath.
+    #[test]
+    fn every_simd_level_gives_identical_sweeps() {
+        use crate::engine::simd::{Simd, available};
+        let n = 37; // not a multiple of any vector width: the tails are exercised too
+        let model = random_model(InteractionSet::order(n, 2, u64::MAX).unwrap(), 11);
+        let kernel = Kernel::new(&model);
+        let Couplings::Dense { coupling, .. } = &kernel.couplings else {
+            panic!("order 2 is dense")
+        };
+        let run = |level: Simd, metropolis: bool| {
+            let mut chains = Chains::random(n, 3, 5);
+            let free: Vec<u32> = (0..n as u32).collect();
+            let mut out = Vec::new();
+            for c in 0..3 {
+                let spins = &mut chains.spins[c * n..(c + 1) * n];
+                let mut h = vec![0.0; n];
+                kernel.local_fields(spins, &mut h);
+                let mut e = kernel.energy(spins);
+                let mut rng = ChainRng::new(9, c as u64);
+                let mut thr = vec![0.0; n];
+                let mut taken = 0;
+                for _ in 0..50 {
+                    taken += if metropolis {
+                        dense_sweep_at::<true, true>(
+                            level, coupling, &free, spins, &mut h, &mut e, &mut thr, 0.7, &mut rng,
+                        )
+                    } else {
+                        dense_sweep_at::<false, false>(
+                            level, coupling, &free, spins, &mut h, &mut e, &mut thr, 0.7, &mut rng,
+                        )
+                    };
+                }
+                out.push((
+                    spins.to_vec(),
+                    h.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                    e.to_bits(),
+                    taken,
+                ));
+            }
+            let mut states = ChainState::new_block(&kernel, &mut chains.spins, &vec![false; 3 * n]);
+            let mut rngs: Vec<ChainRng> = (0..3).map(|c| ChainRng::new(9, c)).collect();
+            for _ in 0..50 {
+                if metropolis {
+                    lockstep_at::<true>(level, &kernel, &mut states, &mut rngs, 0.7);
+                } else {
+                    lockstep_at::<false>(level, &kernel, &mut states, &mut rngs, 0.7);
+                }
+            }
+            let block: Vec<_> = states
+                .iter()
+                .map(|st| {
+                    (
+                        st.spins.to_vec(),
+                        st.h.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                        st.energy.to_bits(),
+                        st.accepted,
+                    )
+                })
+                .collect();
+            (out, block)
+        };
+        for metropolis in [true, false] {
+            let base = run(Simd::Base, metropolis);
+            assert!(base.0.iter().all(|c| c.3 > 0), "the chains moved");
+            for level in available() {
+                assert_eq!(
+                    run(level, metropolis),
+                    base,
+                    "{level:?} differs from the baseline"
+                );
+            }
+        }
+    }
+
     #[test]
     fn kernel_agrees_with_model_and_tracks_fields() {
         let sets = [
@@ -1202,21 +1298,60 @@ mod tests {
     }
 
     #[test]
-    fn fast_exponential_is_accurate() {
+    fn fast_logarithm_is_accurate() {
         let mut r = ChainRng::new(1, 1);
         let mut worst: f64 = 0.0;
-        for i in 0..200_000 {
-            let x = if i < 100 {
-                -40.0 + 0.8 * i as f64
-            } else {
-                (r.next_f64() - 0.5) * 80.0
-            };
-            let (a, b) = (exp_fast(x), x.exp());
-            worst = worst.max(((a - b) / b).abs());
+        // Every binade the thresholds use (2^{-53} … 2^{53}), the reduction's edges, and 1.
+        let mut xs: Vec<f64> = (-53..=53).map(|e| 2f64.powi(e)).collect();
+        xs.extend([
+            0.5f64.sqrt(),
+            2f64.sqrt(),
+            1.0 - f64::EPSILON,
+            1.0 + f64::EPSILON,
+        ]);
+        xs.extend((0..200_000).map(|_| 2f64.powf((r.next_f64() - 0.5) * 106.0)));
+        for x in xs {
+            let (a, b) = (ln_fast(x), x.ln());
+            let err = (a - b).abs() / b.abs().max(f64::MIN_POSITIVE);
+            // Away from x = 1 the error is relative; near it, absolute against |ln x| ≥ |x − 1|/2.
+            worst = worst.max(if b.abs() < 1e-300 { (a - b).abs() } else { err });
         }
-        // Two units in the last place (2 · 2^{-53} relative) on top of libm's own half ulp.
-        assert!(worst < 3.0 * f64::EPSILON, "relative error {worst:e}");
-        assert_eq!(exp_fast(0.0), 1.0);
+        assert!(worst < 4.0 * f64::EPSILON, "relative error {worst:e}");
+        assert_eq!(ln_fast(1.0), 0.0);
+    }
+
+    /// The thresholds make P(accept) what the rules say: for a grid of β ΔE, the fraction of
+    /// 400,000 thresholds passed is within 5 standard errors √(p(1 − p)/n) of the exact value.
+    #[test]
+    fn thresholds_give_the_acceptance_probabilities() {
+        let count = 400_000;
+        let mut rng = ChainRng::new(3, 0);
+        let mut metro = vec![0.0; count];
+        let mut heat = vec![0.0; count];
+        fill_thresholds::<true>(&mut rng, &mut metro);
+        fill_thresholds::<false>(&mut rng, &mut heat);
+        for x in [-3.0f64, -0.5, 0.0, 0.1, 0.7, 2.0, 5.0] {
+            let want_m = f64::min(1.0, (-x).exp());
+            let want_h = 1.0 / (1.0 + x.exp());
+            for (thr, want, metropolis) in [(&metro, want_m, true), (&heat, want_h, false)] {
+                let got = thr
+                    .iter()
+                    .filter(|&&t| {
+                        if metropolis {
+                            accept::<true>(x, 1.0, t)
+                        } else {
+                            accept::<false>(x, 1.0, t)
+                        }
+                    })
+                    .count() as f64
+                    / count as f64;
+                let se = (want * (1.0 - want) / count as f64).sqrt();
+                assert!(
+                    (got - want).abs() <= 5.0 * se + 1e-12,
+                    "β ΔE = {x}, metropolis {metropolis}: {got} against {want} (se {se:e})"
+                );
+            }
+        }
     }
 
     #[test]
