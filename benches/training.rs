@@ -99,7 +99,7 @@ fn main() {
     }
     if args.iter().any(|a| a == "--sampled") {
         let mut cfg = TrainingConfig::new(Method::Sampled);
-        // Overrides for experiments: BS_CHAINS, BS_SWEEPS, BS_ITERS, BS_LR, BS_TEMPERING=1.
+        // Overrides for experiments: BS_CHAINS, BS_SWEEPS, BS_ITERS, BS_LR, BS_NO_TEMPERING=1.
         let env = |k: &str| std::env::var(k).ok();
         if let Some(v) = env("BS_CHAINS") {
             cfg.chains = v.parse().unwrap();
@@ -113,7 +113,7 @@ fn main() {
         if let Some(v) = env("BS_LR") {
             cfg.step_size = Some(v.parse().unwrap());
         }
-        cfg.parallel_tempering = env("BS_TEMPERING").is_some();
+        cfg.parallel_tempering = env("BS_NO_TEMPERING").is_none();
         if env("BS_GD").is_some() {
             cfg.optimizer = Optimizer::GradientDescent;
         }
@@ -136,10 +136,11 @@ fn main() {
             );
         }
         eprintln!(
-            "sampled digits8x8 order 2 (defaults: {} chains × {} sweeps/step, Adam, PL start): \
+            "sampled digits8x8 order 2 (defaults: {} chains × {} sweeps/step, tempering {}, Adam, PL start): \
              {:.2} s, {} steps, stop {}, largest moment error {:.4}, r = {:?}, ergodicity broken {}",
             cfg.chains,
             cfg.sweeps_per_step,
+            cfg.parallel_tempering,
             t.elapsed().as_secs_f64(),
             r.iterations,
             r.stop_reason,

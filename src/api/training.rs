@@ -63,7 +63,7 @@ pub struct TrainingRequest {
     /// `sampled`: Gibbs sweeps per step.
     #[serde(default)]
     pub sweeps_per_step: Option<usize>,
-    /// `sampled`: replica exchange against trapping.
+    /// `sampled`: replica exchange (8 replicas) against trapping in one basin (default true).
     #[serde(default)]
     pub parallel_tempering: Option<bool>,
     /// `sampled`: start from the pseudo-likelihood fit.

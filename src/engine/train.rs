@@ -30,6 +30,7 @@ use super::interactions::{FULL_MAX_SPINS, InteractionSet};
 use super::model::Model;
 use super::rng::ChainRng;
 use super::sampler::{Chains, Kernel, Plan, default_betas, sample, temper};
+use super::simd::simd_dispatch;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -159,7 +160,10 @@ impl TrainingConfig {
             seed: 0,
             chains: 1024,
             sweeps_per_step: 2,
-            parallel_tempering: false,
+            // On by default: on digits8x8 (order 2, T = 1) plain persistent chains stall at a
+            // largest moment error of 0.034 after 6,000 steps; with replica exchange the fit
+            // converges (0.012) in the same time.
+            parallel_tempering: true,
             init_from_pseudolikelihood: true,
             wall_clock_limit: None,
             ceiling: Ceiling::LibraryProbability(0.99),
@@ -792,15 +796,32 @@ pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
 }
 
 fn norm(x: &[f64]) -> f64 {
-    x.iter().map(|v| v * v).sum::<f64>().sqrt()
+    dot(x, x).sqrt()
 }
 
+#[inline(always)]
 fn max_abs(x: &[f64]) -> f64 {
     x.iter().fold(0.0f64, |m, v| m.max(v.abs()))
 }
 
+/// Σ a_i b_i in eight interleaved partial sums (a fixed order, so the same answer at every
+/// vector width, and one the compiler can vectorise — a single running sum it may not reorder).
+#[inline(always)]
 fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let len = a.len().min(b.len());
+    let (a, b) = (&a[..len], &b[..len]);
+    let mut acc = [0.0f64; 8];
+    let body = len - len % 8;
+    for (x, y) in a[..body].chunks_exact(8).zip(b[..body].chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut tail = 0.0;
+    for (x, y) in a[body..].iter().zip(&b[body..]) {
+        tail += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1466,31 +1487,31 @@ pub fn pseudolikelihood_sites(
             interrupt.check()?;
             let members = &members_of[a];
             let d = members.len();
-            // Features x_{μk} = χ_{S_k}(ξ^μ) σ_a(ξ^μ), labels y_μ = σ_a(ξ^μ).
-            let mut x = vec![0.0f64; m * d];
-            let mut y = vec![0.0f64; m];
-            for mu in 0..m {
-                let s = &spins[mu * n..(mu + 1) * n];
-                y[mu] = s[a] as f64;
-                for (k, &i) in members.iter().enumerate() {
-                    x[mu * d + k] = (set.subset(i).chi(s) * s[a]) as f64;
-                }
-            }
             let use_newton = match optimizer {
                 Optimizer::Newton => true,
                 Optimizer::Lbfgs => false,
                 _ => d <= PL_NEWTON_MAX_FEATURES,
             };
-            let site = SiteProblem {
-                x: &x,
-                y: &y,
-                w: &weights,
-                d,
-                t: temperature,
-                l2,
-            };
-            let (theta, objective, max_gradient, iterations) =
-                site.solve(use_newton, max_iterations, tolerance, interrupt)?;
+            // The other spins of each member: its feature is their product (σ_a² = 1).
+            let others: Vec<Vec<u32>> = members
+                .iter()
+                .map(|&i| set.subset(i).iter().filter(|&b| b as usize != a).collect())
+                .collect();
+            let (theta, objective, max_gradient, iterations) = fit_site(
+                SiteInput {
+                    a,
+                    n,
+                    spins: &spins,
+                    others: &others,
+                    weights: &weights,
+                    temperature,
+                    l2,
+                },
+                use_newton,
+                max_iterations,
+                tolerance,
+                interrupt,
+            )?;
             let fit = SiteFit {
                 site: a,
                 members: members.clone(),
@@ -1505,8 +1526,88 @@ pub fn pseudolikelihood_sites(
         .collect()
 }
 
+/// One site's conditional-likelihood problem, before its features are built.
+struct SiteInput<'a> {
+    a: usize,
+    n: usize,
+    /// The data, M × n spins.
+    spins: &'a [i8],
+    others: &'a [Vec<u32>],
+    weights: &'a [f64],
+    temperature: f64,
+    l2: f64,
+}
+
+type SiteSolution = Result<(Vec<f64>, f64, f64, usize), EngineError>;
+
+simd_dispatch! {
+    fn fit_site / fit_site_at <>(
+        input: SiteInput<'_>,
+        newton: bool,
+        max_iterations: usize,
+        tolerance: f64,
+        interrupt: &Interrupt,
+    ) -> SiteSolution = fit_site_impl;
+}
+
+/// Build the features x_{μk} = χ_{S_k}(ξ^μ) σ_a(ξ^μ) and labels y_μ = σ_a(ξ^μ) and solve; inlined
+/// into the vector-width variants of [`fit_site`] together with the objective, gradient and
+/// Hessian loops it runs.
+#[inline(always)]
+fn fit_site_impl(
+    input: SiteInput<'_>,
+    newton: bool,
+    max_iterations: usize,
+    tolerance: f64,
+    interrupt: &Interrupt,
+) -> SiteSolution {
+    let SiteInput {
+        a,
+        n,
+        spins,
+        others,
+        weights,
+        temperature,
+        l2,
+    } = input;
+    let m = weights.len();
+    let d = others.len();
+    let mut x = vec![0.0f64; m * d];
+    let mut y = vec![0.0f64; m];
+    for mu in 0..m {
+        let s = &spins[mu * n..(mu + 1) * n];
+        y[mu] = s[a] as f64;
+        for (xk, list) in x[mu * d..(mu + 1) * d].iter_mut().zip(others) {
+            let mut chi = 1i8;
+            for &b in list {
+                chi *= s[b as usize];
+            }
+            *xk = chi as f64;
+        }
+    }
+    let mut xt = vec![0.0f64; m * d];
+    for (mu, row) in x.chunks_exact(d.max(1)).enumerate() {
+        for (k, &v) in row.iter().enumerate() {
+            xt[k * m + mu] = v;
+        }
+    }
+    let site = SiteProblem {
+        x: &x,
+        xt: &xt,
+        y: &y,
+        w: weights,
+        d,
+        t: temperature,
+        l2,
+    };
+    site.solve(newton, max_iterations, tolerance, interrupt)
+}
+
 struct SiteProblem<'a> {
+    /// Features, M × d (pattern-major).
     x: &'a [f64],
+    /// The same, d × M (feature-major).
+    xt: &'a [f64],
     y: &'a [f64],
     w: &'a [f64],
     d: usize,
@@ -1515,13 +1616,15 @@ struct SiteProblem<'a> {
 }
 
 /// T ln(2 cosh(z/T)) computed without overflow.
+#[inline(always)]
 fn t_log_2cosh(z: f64, t: f64) -> f64 {
     let u = (z / t).abs();
     t * (u + (-2.0 * u).exp().ln_1p())
 }
 
 impl SiteProblem<'_> {
-    /// Objective and gradient at θ; also fills `z` (fields h_a per pattern).
+    /// Objective and gradient at θ; also fills `z` with tanh(h_μ/T) per pattern (for the Hessian).
+    #[inline(always)]
     fn eval(&self, theta: &[f64], z: &mut [f64], grad: &mut [f64]) -> f64 {
         let d = self.d;
         let mut f = 0.5 * self.l2 * dot(theta, theta);
@@ -1531,10 +1634,15 @@ impl SiteProblem<'_> {
         for (mu, zm) in z.iter_mut().enumerate() {
             let row = &self.x[mu * d..(mu + 1) * d];
             let h = dot(row, theta);
-            *zm = h;
             let w = self.w[mu];
-            f += w * (-self.y[mu] * h + t_log_2cosh(h, self.t));
-            let r = w * ((h / self.t).tanh() - self.y[mu]);
+            // T ln 2cosh(h/T) and tanh(h/T) from one expm1: with a = |h|/T and q = e^{−2a} − 1,
+            // ln 2cosh = a + ln(2 + q) and tanh a = −q/(2 + q).
+            let a = (h / self.t).abs();
+            let q = (-2.0 * a).exp_m1();
+            let th = (-q / (2.0 + q)).copysign(h);
+            *zm = th;
+            f += w * (-self.y[mu] * h + self.t * (a + (1.0 + q).ln_1p()));
+            let r = w * (th - self.y[mu]);
             for (g, xv) in grad.iter_mut().zip(row) {
                 *g += r * xv;
             }
@@ -1542,6 +1650,7 @@ impl SiteProblem<'_> {
         f
     }
 
+    #[inline(always)]
     fn objective(&self, theta: &[f64]) -> f64 {
         let d = self.d;
         let mut f = 0.5 * self.l2 * dot(theta, theta);
@@ -1552,34 +1661,42 @@ impl SiteProblem<'_> {
         f
     }
 
+    /// Σ_μ w_μ (1 − z_μ²)/T x_μ x_μᵀ + λ I (z_μ = tanh(h_μ/T) from `eval`), each entry a dot product of two feature
+    /// columns (`xt` holds them contiguously), so the work is long vectorised dot products rather
+    /// than M rank-one updates of a triangle.
+    #[inline(always)]
     fn hessian(&self, z: &[f64]) -> Vec<f64> {
         let d = self.d;
-        let mut h = vec![0.0; d * d];
-        for (mu, &zm) in z.iter().enumerate() {
-            let th = (zm / self.t).tanh();
-            let c = self.w[mu] * (1.0 - th * th) / self.t;
-            if c == 0.0 {
-                continue;
-            }
-            let row = &self.x[mu * d..(mu + 1) * d];
-            for b in 0..d {
-                let v = c * row[b];
-                let hr = &mut h[b * d + b..(b + 1) * d];
-                for (hv, xv) in hr.iter_mut().zip(&row[b..]) {
-                    *hv += v * xv;
-                }
+        let m = self.y.len();
+        let curvature: Vec<f64> = z
+            .iter()
+            .zip(self.w)
+            .map(|(&th, &w)| w * (1.0 - th * th) / self.t)
+            .collect();
+        let mut weighted = vec![0.0; d * m];
+        for (wc, col) in weighted
+            .chunks_exact_mut(m.max(1))
+            .zip(self.xt.chunks_exact(m.max(1)))
+        {
+            for ((v, &x), &c) in wc.iter_mut().zip(col).zip(&curvature) {
+                *v = c * x;
             }
         }
+        let mut h = vec![0.0; d * d];
         for b in 0..d {
-            h[b * d + b] += self.l2;
-            for c in 0..b {
-                h[b * d + c] = h[c * d + b];
+            let wb = &weighted[b * m..(b + 1) * m];
+            for c in b..d {
+                let v = dot(wb, &self.xt[c * m..(c + 1) * m]);
+                h[b * d + c] = v;
+                h[c * d + b] = v;
             }
+            h[b * d + b] += self.l2;
         }
         h
     }
 
     /// (θ, objective, max |gradient|, iterations).
+    #[inline(always)]
     fn solve(
         &self,
         newton: bool,
@@ -1603,7 +1720,7 @@ impl SiteProblem<'_> {
             let before = max_abs(&grad);
             interrupt.check()?;
             let mut dir = if newton {
-                // Newton, reusing the last factor while it keeps cutting the gradient ≥ 10×
+                // Newton, reusing the last factor while it keeps cutting the gradient ≥ 4×
                 // (the Hessian is the dominant cost: M d² against M d for a gradient).
                 if refresh || factor.is_none() {
                     factor = Some(factor_spd(&self.hessian(&z), d));
@@ -1653,7 +1770,7 @@ impl SiteProblem<'_> {
                 }
                 break;
             }
-            refresh = max_abs(&grad) > 0.1 * before;
+            refresh = max_abs(&grad) > 0.25 * before;
         }
         let _ = self.objective(&theta);
         Ok((theta, f, max_abs(&grad), it))
@@ -1867,13 +1984,95 @@ fn step_seed(seed: u64, iteration: usize, salt: u64) -> u64 {
 }
 
 /// ⟨χ_S⟩ over chain states with equal weights.
+/// Rao–Blackwellised chain averages of every member of `set` over the configurations in `spins`
+/// (count × n): each ⟨χ_S⟩ is estimated by the mean over a ∈ S of χ_{S∖a} tanh(β h_a), the
+/// expectation of χ_S given every spin but a (h_a the local field, so P(σ_a = +1 | rest) =
+/// 1/(1 + e^{−2βh_a})). It has the plain estimator's mean and never more variance (each term is a
+/// conditional expectation of it), and much less when the fields are strong — so the gradient of
+/// `sampled` is less noisy and its reported moment error measures the fit, not the dice.
+pub fn rao_blackwell_moments(
+    kernel: &Kernel,
+    set: &InteractionSet,
+    spins: &[i8],
+    beta: f64,
+) -> Vec<f64> {
+    let n = set.n();
+    let count = spins.len().checked_div(n).unwrap_or(0);
+    if count == 0 {
+        return vec![0.0; set.len()];
+    }
+    // Member spin lists once (the full description is enumerated only for small N).
+    let lists: Vec<Vec<u32>> = set.iter().map(|s| s.iter().collect()).collect();
+    let pairwise = lists.iter().all(|l| l.len() <= 2);
+    let threads = rayon::current_num_threads().max(1);
+    let chunk = count.div_ceil(threads);
+    let width = if pairwise { n + n * n } else { set.len() };
+    let sum = spins
+        .par_chunks(chunk * n)
+        .map(|block| {
+            let mut acc = vec![0.0; width];
+            let mut h = vec![0.0; n];
+            let mut t = vec![0.0; n];
+            for s in block.chunks_exact(n) {
+                kernel.local_fields(s, &mut h);
+                for (ta, &ha) in t.iter_mut().zip(&h) {
+                    *ta = (beta * ha).tanh();
+                }
+                if pairwise {
+                    // acc[..n] += t; acc[n + a n + b] += σ_a t_b (⟨σ_a σ_b⟩ ≈ (σ_a t_b + t_a σ_b)/2).
+                    let (first, outer) = acc.split_at_mut(n);
+                    for (f, &ta) in first.iter_mut().zip(&t) {
+                        *f += ta;
+                    }
+                    for (row, &sa) in outer.chunks_exact_mut(n).zip(s) {
+                        let sa = sa as f64;
+                        for (x, &tb) in row.iter_mut().zip(&t) {
+                            *x += sa * tb;
+                        }
+                    }
+                } else {
+                    for (x, list) in acc.iter_mut().zip(&lists) {
+                        // χ_{S∖a} tanh(βh_a) = χ_S σ_a t_a.
+                        let mut chi = 1i8;
+                        let mut u = 0.0;
+                        for &a in list {
+                            let a = a as usize;
+                            chi *= s[a];
+                            u += s[a] as f64 * t[a];
+                        }
+                        *x += chi as f64 * u / list.len() as f64;
+                    }
+                }
+            }
+            acc
+        })
+        .reduce(
+            || vec![0.0; width],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let scale = 1.0 / count as f64;
+    if !pairwise {
+        return sum.into_iter().map(|x| x * scale).collect();
+    }
+    lists
+        .iter()
+        .map(|l| match *l.as_slice() {
+            [a] => sum[a as usize] * scale,
+            [a, b] => {
+                let (a, b) = (a as usize, b as usize);
+                0.5 * (sum[n + a * n + b] + sum[n + b * n + a]) * scale
+            }
+            _ => unreachable!("members are non-empty and pairwise"),
+        })
+        .collect()
+}
+
 fn chain_moments(set: &InteractionSet, patterns: &[super::spins::Pattern]) -> Vec<f64> {
     let w = vec![1.0 / patterns.len() as f64; patterns.len()];
     data_moments(set, patterns, &w).expect("chain patterns fit the set")
-}
-
-fn all_patterns(chains: &Chains) -> Vec<super::spins::Pattern> {
-    (0..chains.count()).map(|c| chains.pattern(c)).collect()
 }
 
 /// Initial chain states: training patterns drawn by weight (chain c from stream c).
@@ -2000,7 +2199,7 @@ fn sampled_training(ctx: &Context, resume: Option<Checkpoint>) -> Result<Trained
         } else {
             sample(&kernel, &mut chains[0], &plan, seed, ctx.interrupt)?;
         }
-        let moments = chain_moments(&ctx.set, &all_patterns(&chains[0]));
+        let moments = rao_blackwell_moments(&kernel, &ctx.set, chains[0].all_spins(), beta);
         let (s, grad) = Stats::from_moments(ctx, &moments, &j, None);
         stats = s;
         for (e, g) in ema.iter_mut().zip(&grad) {
@@ -2062,8 +2261,18 @@ fn sampled_training(ctx: &Context, resume: Option<Checkpoint>) -> Result<Trained
         step_seed(cfg.seed, iteration, 0xE7A1),
         ctx.interrupt,
     )?;
-    let recorded: Vec<_> = run.samples.into_iter().map(|s| s.pattern).collect();
-    let moments = chain_moments(&ctx.set, &recorded);
+    // In batches, so that the spins of every recorded sample are never held at once.
+    let mut moments = vec![0.0; p];
+    let mut batch = Vec::new();
+    for part in run.samples.chunks(4096) {
+        batch.resize(part.len() * n, 0);
+        for (s, row) in part.iter().zip(batch.chunks_exact_mut(n.max(1))) {
+            s.pattern.write_spins(row);
+        }
+        let m = rao_blackwell_moments(&kernel, &ctx.set, &batch, beta);
+        let w = part.len() as f64 / run.samples.len() as f64;
+        moments.iter_mut().zip(&m).for_each(|(x, y)| *x += w * y);
+    }
     let (final_stats, _) = Stats::from_moments(ctx, &moments, model.couplings(), None);
 
     let mut report = ctx.report(Method::Sampled, Some(optimizer));
