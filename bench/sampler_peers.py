@@ -51,10 +51,11 @@ def cmd_instance(a):
         json.dump(inst, f)
 
 
-def emit(side, workload, n, seconds, attempts, best, per_start=0.0):
+def emit(side, workload, n, seconds, attempts, best, per_start=0.0, mean=None):
     print(json.dumps({"side": side, "workload": workload, "n": n, "threads": 1,
                       "seconds": seconds, "attempts": attempts, "rate": attempts / seconds,
-                      "best_energy": best, "per_start": per_start}), flush=True)
+                      "best_energy": best, "mean_energy": mean, "per_start": per_start}),
+          flush=True)
 
 
 def cmd_run(a):
@@ -73,13 +74,15 @@ def cmd_run(a):
                       num_reads=a.reads, num_sweeps=a.sweeps,
                       proposal_acceptance_criteria=crit, seed=a.seed)
         dt = time.perf_counter() - t0
-        emit("dwave-samplers", a.workload, n, dt, attempts, float(ss.first.energy))
+        emit("dwave-samplers", a.workload, n, dt, attempts, float(ss.first.energy),
+             mean=float(np.mean(ss.record.energy)))
     elif a.workload == "anneal":
         s = SimulatedAnnealingSampler()
         t0 = time.perf_counter()
         ss = s.sample(bqm, num_reads=a.reads, num_sweeps=a.sweeps, seed=a.seed)
         dt = time.perf_counter() - t0
-        emit("dwave-samplers", "anneal", n, dt, attempts, float(ss.first.energy))
+        emit("dwave-samplers", "anneal", n, dt, attempts, float(ss.first.energy),
+             mean=float(np.mean(ss.record.energy)))
         import openjij as oj
 
         sa = oj.SASampler()
@@ -91,7 +94,8 @@ def cmd_run(a):
         except TypeError:
             res = sa.sample(bqm, **kw)
         dt = time.perf_counter() - t0
-        emit("openjij", "anneal", n, dt, attempts, float(res.first.energy))
+        emit("openjij", "anneal", n, dt, attempts, float(res.first.energy),
+             mean=float(np.mean(res.record.energy)))
     elif a.workload == "quench":
         starts = np.asarray(inst["starts"], dtype=np.int8)
         s = SteepestDescentSolver()
@@ -112,7 +116,7 @@ def cmd_summary(a):
     print("fixed T / anneal: M attempts/s per contender (higher is better); quench: us per start "
           "(lower is better); ratio = ours (1 thread) vs peer, medians of this run")
     print(f"{'workload':<11}{'N':>5}  {'contender':<24}{'median':>11}{'best':>11}"
-          f"{'ours/peer':>11}  best energy")
+          f"{'ours/peer':>11}  best energy  mean energy")
     for wl, n in keys:
         group = {}
         for r in rows:
@@ -133,8 +137,10 @@ def cmd_summary(a):
                 ratio = f"{(med / ours_med) if quench else (ours_med / med):.2f}x"
             unit = "us" if quench else "M/s"
             e = min(r["best_energy"] for r in rs)
+            means = [r["mean_energy"] for r in rs if r.get("mean_energy") is not None]
+            mean = f"{statistics.mean(means):.3f}" if means else ""
             print(f"{wl:<11}{n:>5}  {name:<24}{med:>8.2f}{unit:>3}{best:>8.2f}{unit:>3}"
-                  f"{ratio:>11}  {e:.6f}")
+                  f"{ratio:>11}  {e:.6f}  {mean}")
 
 
 def main():
