@@ -2,7 +2,8 @@
 //!
 //! `cargo bench --bench sampler` — built-in SK-like instances (N = 64, 256, 784) and an order-3
 //! N = 64 model with all triplets; fixed T = 1 Metropolis and heat-bath (100 chains × 1000 sweeps),
-//! annealing, quench; one and two threads; prints attempts/s.
+//! annealing, quench; one and two threads; prints attempts/s. `-- --sizes 64,256` limits the SK
+//! sizes, `-- --sizes 0` runs the order-3 model alone.
 //!
 //! `cargo bench --bench sampler -- --instance FILE.json --workload metropolis|gibbs|anneal|quench
 //!  [--threads T] [--chains C] [--sweeps S]` — one measurement on an instance written by
@@ -220,9 +221,15 @@ fn main() {
         );
         return;
     }
-    // Built-in table.
+    // Built-in table (`--sizes 64,256` limits it; `--sizes 0` runs the order-3 model alone).
     println!("workload      N  threads  attempts/s (M)  seconds");
-    for &n in &[64usize, 256, 784] {
+    let sizes: Vec<usize> = arg(&args, "--sizes").map_or(vec![64, 256, 784], |s| {
+        s.split(',')
+            .map(|x| x.parse().unwrap())
+            .filter(|&n| n > 0)
+            .collect()
+    });
+    for &n in &sizes {
         let inst = sk(n, n as u64);
         let kernel = Kernel::new(&inst.model);
         for workload in ["metropolis", "gibbs", "anneal"] {
