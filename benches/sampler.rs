@@ -118,6 +118,8 @@ struct Measured {
     best_energy: f64,
     /// Mean final energy over the reads.
     mean_energy: f64,
+    /// Standard deviation of the final energies over the reads.
+    sd_energy: f64,
 }
 
 fn measure(
@@ -144,6 +146,7 @@ fn measure(
                 attempts: q.iter().map(|x| x.flips as u64).sum(),
                 best_energy: q.iter().map(|x| x.energy).fold(f64::INFINITY, f64::min),
                 mean_energy: q.iter().map(|x| x.energy).sum::<f64>() / q.len().max(1) as f64,
+                sd_energy: 0.0,
             }
         }
         _ => {
@@ -178,6 +181,12 @@ fn measure(
                 attempts: run.attempts,
                 best_energy: energies.iter().copied().fold(f64::INFINITY, f64::min),
                 mean_energy: energies.iter().sum::<f64>() / chains.max(1) as f64,
+                sd_energy: {
+                    let m = energies.iter().sum::<f64>() / chains.max(1) as f64;
+                    (energies.iter().map(|e| (e - m).powi(2)).sum::<f64>()
+                        / (chains.max(2) - 1) as f64)
+                        .sqrt()
+                },
             }
         }
     })
@@ -210,13 +219,14 @@ fn main() {
         println!(
             "{{\"side\":\"boundstate\",\"workload\":\"{workload}\",\"n\":{},\"threads\":{threads},\
              \"seconds\":{},\"attempts\":{},\"rate\":{},\"best_energy\":{},\"mean_energy\":{},\
-             \"per_start\":{},\"kernel_build_seconds\":{build}}}",
+             \"sd_energy\":{},\"per_start\":{},\"kernel_build_seconds\":{build}}}",
             kernel.n(),
             m.seconds,
             m.attempts,
             m.attempts as f64 / m.seconds,
             m.best_energy,
             m.mean_energy,
+            m.sd_energy,
             per_start
         );
         return;

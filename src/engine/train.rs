@@ -2250,17 +2250,29 @@ fn sampled_training(ctx: &Context, resume: Option<Checkpoint>) -> Result<Trained
     let mut model = Model::with_shared_set(ctx.set.clone(), j_avg, 0.0)?;
     let kernel = Kernel::new(&model);
 
-    // Final averages: the persistent chains run EVALUATION_SWEEPS more sweeps, every sweep kept.
-    let mut eval_chains = chains[0].clone();
+    // Final averages: the persistent chains run EVALUATION_SWEEPS more sweeps, every sweep kept —
+    // with replica exchange when training used it, so that the chains' shares between basins keep
+    // equilibrating during the evaluation instead of being frozen at their last values.
     let mut plan = Plan::fixed(beta, EVALUATION_SWEEPS);
     plan.record = true;
-    let run = sample(
-        &kernel,
-        &mut eval_chains,
-        &plan,
-        step_seed(cfg.seed, iteration, 0xE7A1),
-        ctx.interrupt,
-    )?;
+    let eval_seed = step_seed(cfg.seed, iteration, 0xE7A1);
+    let run = if cfg.parallel_tempering {
+        let mut eval_chains = chains.clone();
+        let betas = default_betas(&kernel, beta, replicas);
+        temper(
+            &kernel,
+            &betas,
+            &mut eval_chains,
+            &plan,
+            1,
+            eval_seed,
+            ctx.interrupt,
+        )?
+        .run
+    } else {
+        let mut eval_chains = chains[0].clone();
+        sample(&kernel, &mut eval_chains, &plan, eval_seed, ctx.interrupt)?
+    };
     // In batches, so that the spins of every recorded sample are never held at once.
     let mut moments = vec![0.0; p];
     let mut batch = Vec::new();
