@@ -2589,3 +2589,58 @@ impl Checkpoint {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::simd::{Simd, available};
+
+    /// A pseudo-likelihood site fit (features, Newton with its Hessian, line search) gives the
+    /// same bits at every vector level the CPU has. Sizes are not multiples of any vector width,
+    /// so the tails of every loop run too.
+    #[test]
+    fn site_fits_are_identical_at_every_simd_level() {
+        let (n, m) = (11, 301);
+        let mut r = ChainRng::new(5, 0);
+        // Spin 0 copies spin 1 in 80 % of the rows, so the fit has something to find.
+        let mut spins: Vec<i8> = (0..m * n).map(|_| r.spin()).collect();
+        for row in spins.chunks_exact_mut(n) {
+            if r.next_f64() < 0.8 {
+                row[0] = row[1];
+            }
+        }
+        let weights = vec![1.0 / m as f64; m];
+        let others: Vec<Vec<u32>> = std::iter::once(Vec::new())
+            .chain((1..n as u32).map(|b| vec![b]))
+            .collect();
+        let solve = |level: Simd| {
+            let input = SiteInput {
+                a: 0,
+                n,
+                spins: &spins,
+                others: &others,
+                weights: &weights,
+                temperature: 1.0,
+                l2: 0.01,
+            };
+            fit_site_at(level, input, true, 100, 1e-10, &Interrupt::new()).unwrap()
+        };
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let base = solve(Simd::Base);
+        assert!(
+            base.2 <= 1e-10 && base.3 >= 2,
+            "converged in Newton steps: {base:?}"
+        );
+        assert!(
+            base.0[1].abs() > 0.1,
+            "the coupling to spin 1 was found: {:?}",
+            base.0
+        );
+        for level in available() {
+            let x = solve(level);
+            assert_eq!(bits(&x.0), bits(&base.0), "{level:?}: coefficients");
+            assert_eq!(x.1.to_bits(), base.1.to_bits(), "{level:?}: objective");
+            assert_eq!(x.3, base.3, "{level:?}: iterations");
+        }
+    }
+}
