@@ -6,7 +6,13 @@
 //! vector and the N×N row-major coupling matrix; every chain keeps its local fields h up to date
 //! incrementally, so an attempt costs O(1) and an accepted flip of spin a costs one row update
 //! (h += −2σ_a W_a·). Higher orders use the incidence lists: a flip of a updates the fields of the
-//! other spins of every member containing a.
+//! other spins of every member containing a — or, for order 3 with most triplets present, adds n
+//! rows of the dense triplet slab (`Dense3`).
+//!
+//! An attempt compares β ΔE with a threshold drawn in advance for the whole sweep (`fill_thresholds`);
+//! chains of a block sweep in lock step, deciding for the whole block before updating the takers;
+//! the dense loops are compiled for several vector widths and the CPU's best runs
+//! ([`super::simd`]).
 //!
 //! Chains are independent and run in parallel on the current rayon pool; chain c draws from
 //! `ChainRng::new(seed, c)`, so results are bitwise the same on any number of threads.
@@ -1084,7 +1090,7 @@ fn lockstep_impl<const METROPOLIS: bool>(
 pub struct Tempering {
     /// Samples (and counts over all replicas) at `betas[0]`.
     pub run: Run,
-    /// Accepted / attempted swaps for each adjacent pair (betas[k], betas[k+1]).
+    /// Accepted / attempted swaps for each adjacent pair (`betas[k]`, `betas[k+1]`).
     pub swap_acceptance: Vec<f64>,
     /// The replicas at `betas[0]` after the run.
     pub final_chains: Chains,
