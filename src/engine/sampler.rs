@@ -178,27 +178,24 @@ impl Dense3 {
 }
 
 simd_dispatch! {
+    /// h += factor · (W_a + Σ_c σ_c T_ac), row by row (T symmetric, so T_ac is row c of slab a).
     fn dense3_update / dense3_update_at <>(
         d: &Dense3,
         a: usize,
         factor: f64,
         spins: &[i8],
         h: &mut [f64],
-    ) -> () = dense3_update_impl;
-}
-
-/// h += factor · (W_a + Σ_c σ_c T_ac), row by row (T symmetric, so T_ac is row c of slab a).
-#[inline(always)]
-fn dense3_update_impl(d: &Dense3, a: usize, factor: f64, spins: &[i8], h: &mut [f64]) {
-    let n = h.len();
-    for (hb, &w) in h.iter_mut().zip(&d.pair[a * n..(a + 1) * n]) {
-        *hb += factor * w;
-    }
-    let slab = &d.triple[a * n * n..(a + 1) * n * n];
-    for (row, &sc) in slab.chunks_exact(n).zip(spins) {
-        let k = factor * sc as f64;
-        for (hb, &t) in h.iter_mut().zip(row) {
-            *hb += k * t;
+    ) -> () {
+        let n = h.len();
+        for (hb, &w) in h.iter_mut().zip(&d.pair[a * n..(a + 1) * n]) {
+            *hb += factor * w;
+        }
+        let slab = &d.triple[a * n * n..(a + 1) * n * n];
+        for (row, &sc) in slab.chunks_exact(n).zip(spins) {
+            let k = factor * sc as f64;
+            for (hb, &t) in h.iter_mut().zip(row) {
+                *hb += k * t;
+            }
         }
     }
 }
@@ -863,6 +860,9 @@ impl<'a> ChainState<'a> {
 }
 
 simd_dispatch! {
+    /// One sweep of one chain on the dense kernel: `free.len()` attempts; returns the number taken.
+    /// `thr` (n entries) is scratch for the thresholds: a sequential sweep draws one per site (clamped
+    /// ones too, so the stream does not depend on the clamps' positions), a random one per attempt.
     fn dense_sweep / dense_sweep_at <const METROPOLIS: bool, const RANDOM: bool>(
         coupling: &[f64],
         free: &[u32],
@@ -872,51 +872,35 @@ simd_dispatch! {
         thr: &mut [f64],
         beta: f64,
         rng: &mut ChainRng,
-    ) -> u64 = dense_sweep_impl;
-}
-
-/// One sweep of one chain on the dense kernel: `free.len()` attempts; returns the number taken.
-/// `thr` (n entries) is scratch for the thresholds: a sequential sweep draws one per site (clamped
-/// ones too, so the stream does not depend on the clamps' positions), a random one per attempt.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn dense_sweep_impl<const METROPOLIS: bool, const RANDOM: bool>(
-    coupling: &[f64],
-    free: &[u32],
-    spins: &mut [i8],
-    h: &mut [f64],
-    energy: &mut f64,
-    thr: &mut [f64],
-    beta: f64,
-    rng: &mut ChainRng,
-) -> u64 {
-    let n = h.len();
-    let m = free.len();
-    let mut accepted = 0u64;
-    let mut e = *energy;
-    fill_thresholds::<METROPOLIS>(rng, &mut thr[..if RANDOM { m } else { n }]);
-    for k in 0..m {
-        let (a, t) = if RANDOM {
-            (free[rng.below(m as u64) as usize] as usize, thr[k])
-        } else {
-            let a = free[k] as usize;
-            (a, thr[a])
-        };
-        let s = spins[a];
-        let de = 2.0 * s as f64 * h[a];
-        if accept::<METROPOLIS>(de, beta, t) {
-            spins[a] = -s;
-            e += de;
-            accepted += 1;
-            let c = -2.0 * s as f64;
-            let row = &coupling[a * n..(a + 1) * n];
-            for (hb, &w) in h.iter_mut().zip(row) {
-                *hb += c * w;
+    ) -> u64 {
+        let n = h.len();
+        let m = free.len();
+        let mut accepted = 0u64;
+        let mut e = *energy;
+        fill_thresholds::<METROPOLIS>(rng, &mut thr[..if RANDOM { m } else { n }]);
+        for k in 0..m {
+            let (a, t) = if RANDOM {
+                (free[rng.below(m as u64) as usize] as usize, thr[k])
+            } else {
+                let a = free[k] as usize;
+                (a, thr[a])
+            };
+            let s = spins[a];
+            let de = 2.0 * s as f64 * h[a];
+            if accept::<METROPOLIS>(de, beta, t) {
+                spins[a] = -s;
+                e += de;
+                accepted += 1;
+                let c = -2.0 * s as f64;
+                let row = &coupling[a * n..(a + 1) * n];
+                for (hb, &w) in h.iter_mut().zip(row) {
+                    *hb += c * w;
+                }
             }
         }
+        *energy = e;
+        accepted
     }
-    *energy = e;
-    accepted
 }
 
 fn check_chains(kernel: &Kernel, chains: &Chains, field: &str) -> Result<(), EngineError> {
@@ -1038,47 +1022,39 @@ simd_dispatch! {
         states: &mut [ChainState<'_>],
         rngs: &mut [ChainRng],
         beta: f64,
-    ) -> () = lockstep_impl;
-}
-
-#[inline(always)]
-fn lockstep_impl<const METROPOLIS: bool>(
-    kernel: &Kernel,
-    states: &mut [ChainState<'_>],
-    rngs: &mut [ChainRng],
-    beta: f64,
-) {
-    let Couplings::Dense { coupling, .. } = &kernel.couplings else {
-        unreachable!("lock-step sweeps are for the dense kernel")
-    };
-    let n = kernel.n;
-    for (st, rng) in states.iter_mut().zip(rngs.iter_mut()) {
-        st.attempts += st.free.len() as u64;
-        fill_thresholds::<METROPOLIS>(rng, &mut st.thr[..n]);
-    }
-    for a in 0..n {
-        let row = &coupling[a * n..(a + 1) * n];
-        // Decide for every chain of the block first (branch-free), then update the takers: the
-        // outcomes are random, so deciding and updating chain by chain mispredicts a branch on
-        // a large share of attempts; a loop over the set bits mispredicts about once per site.
-        for group in states.chunks_mut(64) {
-            let mut takers = 0u64;
-            for (c, st) in group.iter().enumerate() {
-                let de = 2.0 * st.spins[a] as f64 * st.h[a];
-                let take = !st.mask[a] & accept::<METROPOLIS>(de, beta, st.thr[a]);
-                takers |= (take as u64) << c;
-            }
-            while takers != 0 {
-                let st = &mut group[takers.trailing_zeros() as usize];
-                takers &= takers - 1;
-                let s = st.spins[a];
-                let de = 2.0 * s as f64 * st.h[a];
-                st.spins[a] = -s;
-                st.energy += de;
-                st.accepted += 1;
-                let c = -2.0 * s as f64;
-                for (hb, &w) in st.h[..n].iter_mut().zip(row) {
-                    *hb += c * w;
+    ) -> () {
+        let Couplings::Dense { coupling, .. } = &kernel.couplings else {
+            unreachable!("lock-step sweeps are for the dense kernel")
+        };
+        let n = kernel.n;
+        for (st, rng) in states.iter_mut().zip(rngs.iter_mut()) {
+            st.attempts += st.free.len() as u64;
+            fill_thresholds::<METROPOLIS>(rng, &mut st.thr[..n]);
+        }
+        for a in 0..n {
+            let row = &coupling[a * n..(a + 1) * n];
+            // Decide for every chain of the block first (branch-free), then update the takers: the
+            // outcomes are random, so deciding and updating chain by chain mispredicts a branch on
+            // a large share of attempts; a loop over the set bits mispredicts about once per site.
+            for group in states.chunks_mut(64) {
+                let mut takers = 0u64;
+                for (c, st) in group.iter().enumerate() {
+                    let de = 2.0 * st.spins[a] as f64 * st.h[a];
+                    let take = !st.mask[a] & accept::<METROPOLIS>(de, beta, st.thr[a]);
+                    takers |= (take as u64) << c;
+                }
+                while takers != 0 {
+                    let st = &mut group[takers.trailing_zeros() as usize];
+                    takers &= takers - 1;
+                    let s = st.spins[a];
+                    let de = 2.0 * s as f64 * st.h[a];
+                    st.spins[a] = -s;
+                    st.energy += de;
+                    st.accepted += 1;
+                    let c = -2.0 * s as f64;
+                    for (hb, &w) in st.h[..n].iter_mut().zip(row) {
+                        *hb += c * w;
+                    }
                 }
             }
         }

@@ -52,10 +52,15 @@ pub(crate) fn detected() -> Simd {
     Simd::Base
 }
 
-/// `fn $name` calls `$imp` compiled for the CPU's best [`Simd`] level (`$imp` must be
-/// `#[inline(always)]` so that it is compiled inside each wrapper).
+/// Defines `fn $name` (the body compiled for the CPU's best [`Simd`] level) and `fn $at` (the same
+/// at a given level, which the CPU must have). The body is written once, as an `#[inline(always)]`
+/// inner function that each level's wrapper compiles with its own target features.
 macro_rules! simd_dispatch {
-    ($vis:vis fn $name:ident / $at:ident <$(const $g:ident: bool),*>($($a:ident: $t:ty),* $(,)?) -> $r:ty = $imp:ident;) => {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident / $at:ident <$(const $g:ident: bool),*>($($a:ident: $t:ty),* $(,)?) -> $r:ty $body:block
+    ) => {
+        $(#[$meta])*
         #[allow(clippy::too_many_arguments, clippy::unused_unit)]
         #[inline]
         $vis fn $name<$(const $g: bool),*>($($a: $t),*) -> $r {
@@ -65,17 +70,20 @@ macro_rules! simd_dispatch {
         /// The same computation at a given level (which the CPU must have).
         #[allow(clippy::too_many_arguments, clippy::unused_unit, dead_code)]
         $vis fn $at<$(const $g: bool),*>(level: $crate::engine::simd::Simd, $($a: $t),*) -> $r {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments, clippy::unused_unit)]
+            fn imp<$(const $g: bool),*>($($a: $t),*) -> $r $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]
                 #[allow(clippy::too_many_arguments, clippy::unused_unit)]
                 fn avx512<$(const $g: bool),*>($($a: $t),*) -> $r {
-                    $imp::<$($g),*>($($a),*)
+                    imp::<$($g),*>($($a),*)
                 }
                 #[target_feature(enable = "avx2")]
                 #[allow(clippy::too_many_arguments, clippy::unused_unit)]
                 fn avx2<$(const $g: bool),*>($($a: $t),*) -> $r {
-                    $imp::<$($g),*>($($a),*)
+                    imp::<$($g),*>($($a),*)
                 }
                 assert!(
                     level <= $crate::engine::simd::detected(),
@@ -91,7 +99,7 @@ macro_rules! simd_dispatch {
                 }
             }
             let _ = level;
-            $imp::<$($g),*>($($a),*)
+            imp::<$($g),*>($($a),*)
         }
     };
 }

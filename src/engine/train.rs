@@ -1541,66 +1541,56 @@ struct SiteInput<'a> {
 type SiteSolution = Result<(Vec<f64>, f64, f64, usize), EngineError>;
 
 simd_dispatch! {
+    /// Build the features x_{μk} = χ_{S_k}(ξ^μ) σ_a(ξ^μ) and labels y_μ = σ_a(ξ^μ) and solve; the
+    /// objective, gradient and Hessian loops are inlined into each vector-width variant.
     fn fit_site / fit_site_at <>(
         input: SiteInput<'_>,
         newton: bool,
         max_iterations: usize,
         tolerance: f64,
         interrupt: &Interrupt,
-    ) -> SiteSolution = fit_site_impl;
-}
-
-/// Build the features x_{μk} = χ_{S_k}(ξ^μ) σ_a(ξ^μ) and labels y_μ = σ_a(ξ^μ) and solve; inlined
-/// into the vector-width variants of [`fit_site`] together with the objective, gradient and
-/// Hessian loops it runs.
-#[inline(always)]
-fn fit_site_impl(
-    input: SiteInput<'_>,
-    newton: bool,
-    max_iterations: usize,
-    tolerance: f64,
-    interrupt: &Interrupt,
-) -> SiteSolution {
-    let SiteInput {
-        a,
-        n,
-        spins,
-        others,
-        weights,
-        temperature,
-        l2,
-    } = input;
-    let m = weights.len();
-    let d = others.len();
-    let mut x = vec![0.0f64; m * d];
-    let mut y = vec![0.0f64; m];
-    for mu in 0..m {
-        let s = &spins[mu * n..(mu + 1) * n];
-        y[mu] = s[a] as f64;
-        for (xk, list) in x[mu * d..(mu + 1) * d].iter_mut().zip(others) {
-            let mut chi = 1i8;
-            for &b in list {
-                chi *= s[b as usize];
+    ) -> SiteSolution {
+        let SiteInput {
+            a,
+            n,
+            spins,
+            others,
+            weights,
+            temperature,
+            l2,
+        } = input;
+        let m = weights.len();
+        let d = others.len();
+        let mut x = vec![0.0f64; m * d];
+        let mut y = vec![0.0f64; m];
+        for mu in 0..m {
+            let s = &spins[mu * n..(mu + 1) * n];
+            y[mu] = s[a] as f64;
+            for (xk, list) in x[mu * d..(mu + 1) * d].iter_mut().zip(others) {
+                let mut chi = 1i8;
+                for &b in list {
+                    chi *= s[b as usize];
+                }
+                *xk = chi as f64;
             }
-            *xk = chi as f64;
         }
-    }
-    let mut xt = vec![0.0f64; m * d];
-    for (mu, row) in x.chunks_exact(d.max(1)).enumerate() {
-        for (k, &v) in row.iter().enumerate() {
-            xt[k * m + mu] = v;
+        let mut xt = vec![0.0f64; m * d];
+        for (mu, row) in x.chunks_exact(d.max(1)).enumerate() {
+            for (k, &v) in row.iter().enumerate() {
+                xt[k * m + mu] = v;
+            }
         }
+        let site = SiteProblem {
+            x: &x,
+            xt: &xt,
+            y: &y,
+            w: weights,
+            d,
+            t: temperature,
+            l2,
+        };
+        site.solve(newton, max_iterations, tolerance, interrupt)
     }
-    let site = SiteProblem {
-        x: &x,
-        xt: &xt,
-        y: &y,
-        w: weights,
-        d,
-        t: temperature,
-        l2,
-    };
-    site.solve(newton, max_iterations, tolerance, interrupt)
 }
 
 struct SiteProblem<'a> {
